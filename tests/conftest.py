@@ -24,3 +24,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """(pm_dir, rm_dir): tiny random Llama models sharing one tokenizer, built from a config."""
+    from seam.models.tiny import build_tiny_models
+
+    return build_tiny_models(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded(tiny_models):
+    from seam.models.loading import load_pm, load_rm
+
+    pm_dir, rm_dir = tiny_models
+    return load_pm(pm_dir, device="cpu"), load_rm(rm_dir, device="cpu")

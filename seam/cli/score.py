@@ -1,0 +1,112 @@
+"""`seam score`: SEAM per (instruction, variant) from a PM, an RM, instructions and negatives."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import example_epilog
+
+
+def add_model_flags(p: argparse.ArgumentParser, pm: bool = True, rm: bool = True) -> None:
+    if pm:
+        p.add_argument("--pm", required=True, metavar="DIR", help="policy model: HF folder or a folder with one .gguf file")
+        p.add_argument("--pm-adapter", metavar="DIR", help="PEFT adapter folder to apply to the PM")
+    if rm:
+        p.add_argument("--rm", required=True, metavar="DIR", help="reward model: one-label sequence classifier folder")
+        p.add_argument("--rm-adapter", metavar="DIR", help="PEFT adapter folder to apply to the RM")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16 (auto: float32 on CPU, bfloat16 on GPU)")
+    p.add_argument("--allow-pickle", action="store_true", help="allow .bin/.pt weights (pickle can run code: only for trusted checkpoints)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "score", help="compute SEAM scores for an RL instruction set",
+        description="Score how seamlessly the RM and PM agree on each instruction (DESIGN.md section 2). "
+                    "Lower SEAM = the RM is fooled by worse answers the PM is likely to produce.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=example_epilog(
+            "seam score --pm models/pm --rm models/rm --data rl.jsonl --negatives negs.jsonl \\",
+            "           --out seam.jsonl --details seam-details.parquet",
+            "",
+            "Outputs: --out has one row per (id, variant): id, variant, seam, n_negatives, n_misjudged, rm_gold;",
+            "--details has one row per negative (rm_gold, rm_neg, epsilon, pm_logprob_sum, pm_tokens, term).",
+        ),
+    )
+    add_model_flags(p)
+    p.add_argument("--data", required=True, metavar="FILE", help="instructions file (JSONL, CSV, Parquet or HF save_to_disk folder)")
+    p.add_argument("--negatives", required=True, metavar="FILE", help="negatives file: id, variant, text[, meta]")
+    p.add_argument("--out", required=True, metavar="FILE", help="SEAM scores output (.jsonl, .csv or .parquet)")
+    p.add_argument("--details", metavar="FILE", help="also write one row per negative")
+    p.add_argument("--template", default="stackllama", help="stackllama (default) | chat | a format string with {prompt} and {response}")
+    p.add_argument("--weighting", default="paper", choices=["paper", "prob"], help="paper: ell*eps (default) ; prob: -exp(ell)*eps")
+    p.add_argument("--aggregate", default="sum", choices=["sum", "mean"], help="aggregate per-negative terms (default sum)")
+    p.add_argument("--variants", nargs="+", metavar="NAME", help="only score these variants")
+    p.add_argument("--max-prompt-tokens", type=int, metavar="N", help="keep the first N prompt tokens")
+    p.add_argument("--max-response-tokens", type=int, metavar="N", help="keep the first N response tokens")
+    p.add_argument("--batch-tokens", type=int, default=16384, metavar="N", help="padded tokens per batch (default 16384)")
+    p.add_argument("--chunk-instructions", type=int, default=256, metavar="N", help="instructions per chunk (default 256)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from ..data import add_column_flags
+
+    add_column_flags(p, kind="instructions")
+    add_column_flags(p, kind="negatives")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import pandas as pd
+    from tqdm import tqdm
+
+    from ..data import (check_output_path, columns_from_args, load_instructions, load_negatives,
+                        negative_columns_from_args, write_table)
+    from ..models.loading import load_pm, load_rm
+    from ..score.formula import DETAIL_COLUMNS, SCORE_COLUMNS
+    from ..score.pipeline import ScoreConfig, SeamScorer
+
+    t0 = time.time()
+    cfg = ScoreConfig(template=args.template, weighting=args.weighting, aggregate=args.aggregate,
+                      max_prompt_tokens=args.max_prompt_tokens, max_response_tokens=args.max_response_tokens,
+                      batch_tokens=args.batch_tokens, chunk_instructions=args.chunk_instructions,
+                      variants=tuple(args.variants) if args.variants else None)
+    cfg.validate()
+    out = check_output_path(args.out)
+    details_path = check_output_path(args.details) if args.details else None
+    instructions = load_instructions(args.data, columns_from_args(args))
+    negatives = load_negatives(args.negatives, known_ids=instructions["id"], columns=negative_columns_from_args(args))
+    pm = load_pm(args.pm, args.pm_adapter, args.device, args.dtype, args.allow_pickle)
+    rm = load_rm(args.rm, args.rm_adapter, args.device, args.dtype, args.allow_pickle)
+    scorer = SeamScorer(pm, rm, cfg)
+    bar = tqdm(total=None, unit="seq", desc="scoring", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
+
+    def progress(done: int, total: int, step: str) -> None:
+        bar.total = total
+        bar.set_postfix_str(step, refresh=False)
+        bar.update(done - bar.n)
+
+    details, scores = [], []
+    for chunk in scorer.iter_chunks(instructions, negatives, progress=progress):
+        details.append(chunk.details)
+        scores.append(chunk.scores)
+    bar.close()
+    det = pd.concat(details, ignore_index=True) if details else pd.DataFrame(columns=DETAIL_COLUMNS)
+    sc = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=SCORE_COLUMNS)
+    if details_path is not None:
+        write_table(det, details_path)
+    write_table(sc, out)
+    s = scorer.stats
+    per_variant = ", ".join(f"{v}: {n}" for v, n in sorted(s.variants.items())) or "none"
+    print(f"scored {s.instructions} instructions, {s.negatives} negatives ({per_variant}) in {time.time() - t0:.1f}s "
+          f"on {pm.info['device']}/{pm.info['dtype']}")
+    if s.without_negatives:
+        print(f"note: {s.without_negatives} instructions have no negatives and get no SEAM row")
+    if s.pm_truncated or s.rm_truncated:
+        print(f"note: truncated responses: {s.pm_truncated} for the PM, {s.rm_truncated} for the RM "
+              "(raise --max-response-tokens / --max-prompt-tokens to avoid)")
+    if len(sc):
+        for v, g in sc.groupby("variant"):
+            print(f"  {v}: mean SEAM {g['seam'].mean():.4f}, misjudged {int(g['n_misjudged'].sum())}/{int(g['n_negatives'].sum())} negatives")
+    print(f"wrote {out}" + (f" and {details_path}" if details_path else ""))
+    return 0

@@ -1,0 +1,346 @@
+"""Batched scorers for the reward model (rewards) and the policy model (response log-probs).
+
+Token accounting follows DESIGN.md section 2 exactly:
+
+* PM: the rendered text is tokenized once with the tokenizer's default special tokens, then the EOS
+  id is appended. Scored tokens are those whose character span overlaps the response's span, plus
+  the appended EOS. ``logprob_sum`` = sum of log p(token | all earlier tokens); ``tokens`` = count.
+* RM: the rendered text with default special tokens (no extra EOS); reward = the single logit.
+* Truncation is in each model's own tokens, applied to the response from the right (the prompt
+  keeps its first ``max_prompt_tokens`` tokens when that is set); every truncated row is counted.
+
+Speed: inputs are de-duplicated, sorted by length and packed into batches under a token budget;
+everything runs under ``torch.inference_mode``. For the PM, the token prefix that all responses of
+one prompt share is encoded once and its key/value cache is reused by every response of that
+prompt; only hidden states at scored positions go through the LM head, in slices, so a
+full-vocabulary log-softmax is never held for a whole batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import SeamError
+from .templates import Template
+
+ProgressFn = Callable[[int], None]  # called with the number of sequences just finished
+
+
+@dataclass
+class Encoded:
+    ids: list[int]
+    scored: np.ndarray  # token positions scored (PM) -- empty for the RM
+    truncated: bool
+
+
+def _max_len(model, tokenizer) -> int:
+    cfg_len = getattr(model.config, "max_position_embeddings", None) or 0
+    tok_len = getattr(tokenizer, "model_max_length", 0) or 0
+    if tok_len > 1_000_000:  # "no limit" sentinel
+        tok_len = 0
+    cands = [x for x in (cfg_len, tok_len) if x > 0]
+    return min(cands) if cands else 4096
+
+
+def _cut_to_tokens(tokenizer, texts: Sequence[str], limit: int | None) -> tuple[list[str], np.ndarray]:
+    """Keep the first `limit` tokens of each text (cut from the right). Returns texts and a truncated mask."""
+    out, cut = list(texts), np.zeros(len(texts), dtype=bool)
+    if not limit:
+        return out, cut
+    enc = tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        if len(offsets) > limit:
+            out[i] = texts[i][: offsets[limit - 1][1]]
+            cut[i] = True
+    return out, cut
+
+
+class _Encoder:
+    """Shared rendering + tokenization with the truncation rules."""
+
+    def __init__(self, tokenizer, template: Template, max_len: int, max_prompt_tokens=None, max_response_tokens=None,
+                 append_eos: bool = False):
+        self.tok = tokenizer
+        self.template = template
+        self.max_len = max_len
+        self.max_prompt_tokens = max_prompt_tokens
+        self.max_response_tokens = max_response_tokens
+        self.append_eos = append_eos
+
+    def encode(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Encoded]:
+        prompts, _ = _cut_to_tokens(self.tok, prompts, self.max_prompt_tokens)
+        responses, rcut = _cut_to_tokens(self.tok, responses, self.max_response_tokens)
+        out: list[Encoded | None] = [None] * len(prompts)
+        todo = list(range(len(prompts)))
+        extra = 1 if self.append_eos else 0
+        for _round in range(8):  # re-cut responses that still exceed the model's context
+            if not todo:
+                break
+            rendered = [self.template.render(prompts[i], responses[i]) for i in todo]
+            enc = self.tok([r.text for r in rendered], add_special_tokens=True, return_offsets_mapping=True)
+            again = []
+            for k, i in enumerate(todo):
+                ids = enc["input_ids"][k]
+                offs = np.asarray(enc["offset_mapping"][k], dtype=np.int64).reshape(-1, 2)
+                r = rendered[k]
+                over = (offs[:, 0] < r.response_end) & (offs[:, 1] > r.response_start) & (offs[:, 1] > offs[:, 0])
+                if r.response_start == r.response_end:  # empty response: only the EOS is scored
+                    over[:] = False
+                resp_pos = np.flatnonzero(over)
+                excess = len(ids) + extra - self.max_len
+                if excess > 0:
+                    if len(resp_pos) <= excess:
+                        raise SeamError(
+                            f"a prompt is longer than the model's context ({self.max_len} tokens) even with an empty response; "
+                            "set --max-prompt-tokens to cut prompts"
+                        )
+                    keep_upto = resp_pos[len(resp_pos) - excess - 1]
+                    cut_char = offs[keep_upto, 1] - r.response_start
+                    responses[i] = responses[i][: max(int(cut_char), 0)]
+                    rcut[i] = True
+                    again.append(i)
+                    continue
+                if self.append_eos:
+                    ids = list(ids) + [self.tok.eos_token_id]
+                    scored = np.concatenate([resp_pos, [len(ids) - 1]]).astype(np.int64)
+                else:
+                    scored = resp_pos.astype(np.int64)
+                out[i] = Encoded(list(ids), scored, bool(rcut[i]))
+            todo = again
+        if todo:
+            raise SeamError("could not fit responses into the model's context; set --max-response-tokens")
+        return out  # type: ignore[return-value]
+
+
+def _token_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Indices sorted by length, grouped so that batch_size * max_len <= budget (at least one per batch)."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    batches, cur, cur_max = [], [], 0
+    for i in order:
+        L = int(lengths[i])
+        new_max = max(cur_max, L)
+        if cur and new_max * (len(cur) + 1) > budget:
+            batches.append(cur)
+            cur, cur_max = [], 0
+            new_max = L
+        cur.append(int(i))
+        cur_max = new_max
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def _pad(seqs: Sequence[Sequence[int]], pad_id: int, device) -> tuple["torch.Tensor", "torch.Tensor"]:
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        ids[r, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+        mask[r, : len(s)] = 1
+    return ids.to(device), mask.to(device)
+
+
+# ============================================================================ reward model
+
+
+class RewardScorer:
+    """R(I∘r): the RM's single logit for each rendered (prompt, response)."""
+
+    def __init__(self, loaded, template: Template, max_prompt_tokens=None, max_response_tokens=None,
+                 batch_tokens: int = 16384):
+        self.lm = loaded
+        self.encoder = _Encoder(loaded.tokenizer, template, _max_len(loaded.model, loaded.tokenizer),
+                                max_prompt_tokens, max_response_tokens, append_eos=False)
+        self.batch_tokens = batch_tokens
+        self.truncated = 0
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+        import torch
+
+        keys = list(zip(prompts, responses))
+        uniq = list(dict.fromkeys(keys))
+        if not uniq:
+            return np.zeros(0, dtype=np.float64)
+        enc = self.encoder.encode([k[0] for k in uniq], [k[1] for k in uniq])
+        self.truncated += int(sum(e.truncated for e in enc))
+        model, pad_id = self.lm.model, self.lm.tokenizer.pad_token_id
+        device = self.lm.device
+        rewards = np.zeros(len(uniq), dtype=np.float64)
+        with torch.inference_mode():
+            for batch in _token_batches([len(e.ids) for e in enc], self.batch_tokens):
+                ids, mask = _pad([enc[i].ids for i in batch], pad_id, device)
+                logits = model(input_ids=ids, attention_mask=mask).logits  # [B, 1]
+                rewards[batch] = logits[:, 0].float().cpu().numpy()
+                if progress:
+                    progress(len(batch))
+        index = {k: i for i, k in enumerate(uniq)}
+        return rewards[[index[k] for k in keys]]
+
+
+# ============================================================================ policy model
+
+
+@dataclass
+class _Group:
+    """One prompt and the encoded responses that share its token prefix."""
+
+    items: list[int]  # indices into the flat encoded list
+    prefix_len: int
+
+
+class PolicyScorer:
+    """log P_PM(response | prompt) summed over scored tokens, and the token count T."""
+
+    def __init__(self, loaded, template: Template, max_prompt_tokens=None, max_response_tokens=None,
+                 batch_tokens: int = 16384, logit_rows: int = 256):
+        self.lm = loaded
+        self.encoder = _Encoder(loaded.tokenizer, template, _max_len(loaded.model, loaded.tokenizer),
+                                max_prompt_tokens, max_response_tokens, append_eos=True)
+        self.batch_tokens = batch_tokens
+        self.logit_rows = logit_rows
+        self.truncated = 0
+        model = loaded.model
+        self._decoder = model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
+        self._head = model.get_output_embeddings()
+        if self._head is None:
+            raise SeamError("the PM has no output embedding (LM head); pass a causal language model")
+        self._softcap = getattr(model.config, "final_logit_softcapping", None)
+
+    # -- public -------------------------------------------------------------------------------
+    def score(self, prompts: Sequence[str], responses: Sequence[str], progress: ProgressFn | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Returns (logprob_sum, tokens, truncated) arrays aligned with the inputs."""
+        keys = list(zip(prompts, responses))
+        uniq = list(dict.fromkeys(keys))
+        n = len(uniq)
+        if n == 0:
+            z = np.zeros(0)
+            return z, z.astype(np.int64), z.astype(bool)
+        enc = self.encoder.encode([k[0] for k in uniq], [k[1] for k in uniq])
+        for e in enc:
+            if len(e.scored) and e.scored[0] < 1:
+                raise SeamError("the template puts the response at the very start of the text, so its first token has no context; "
+                                "use a template with text before {response}")
+        trunc = np.array([e.truncated for e in enc], dtype=bool)
+        self.truncated += int(trunc.sum())
+        groups = self._groups([k[0] for k in uniq], enc)
+        sums = np.zeros(n, dtype=np.float64)
+        counts = np.array([len(e.scored) for e in enc], dtype=np.int64)
+        for batch in self._batches(groups, enc):
+            self._run_batch(batch, enc, sums)
+            if progress:
+                progress(sum(len(items) for _, items in batch))
+        index = {k: i for i, k in enumerate(uniq)}
+        sel = [index[k] for k in keys]
+        return sums[sel], counts[sel], trunc[sel]
+
+    # -- planning -----------------------------------------------------------------------------
+    @staticmethod
+    def _groups(prompts: Sequence[str], enc: Sequence[Encoded]) -> list[_Group]:
+        by_prompt: dict[str, list[int]] = {}
+        for i, p in enumerate(prompts):
+            by_prompt.setdefault(p, []).append(i)
+        groups = []
+        for items in by_prompt.values():
+            first = [enc[i] for i in items]
+            # shared prefix: common token prefix, and never past the first scored token of any item
+            limit = min(int(e.scored[0]) for e in first)
+            ref = first[0].ids
+            plen = limit
+            for e in first[1:]:
+                k = 0
+                m = min(plen, len(e.ids))
+                while k < m and e.ids[k] == ref[k]:
+                    k += 1
+                plen = k
+            groups.append(_Group(items, max(plen, 1)))
+        return groups
+
+    def _batches(self, groups: list[_Group], enc: Sequence[Encoded]):
+        """Yield lists of (group, item indices) whose padded cost stays under the token budget."""
+        pieces = []
+        for g in groups:
+            items = sorted(g.items, key=lambda i: len(enc[i].ids))
+            # split a group whose suffixes alone exceed the budget
+            cur: list[int] = []
+            for i in items:
+                width = len(enc[i].ids)
+                if cur and width * (len(cur) + 1) > self.batch_tokens:
+                    pieces.append((g, cur))
+                    cur = []
+                cur.append(i)
+            if cur:
+                pieces.append((g, cur))
+        pieces.sort(key=lambda p: (max(len(enc[i].ids) for i in p[1]), p[0].prefix_len))
+        batch, cost_rows, cur_width = [], 0, 0
+        for piece in pieces:
+            width = max(len(enc[i].ids) for i in piece[1])
+            new_width = max(cur_width, width)
+            rows = cost_rows + len(piece[1])
+            if batch and rows * new_width > self.batch_tokens:
+                yield batch
+                batch, cost_rows, new_width, rows = [], 0, width, len(piece[1])
+            batch.append(piece)
+            cost_rows, cur_width = rows, new_width
+        if batch:
+            yield batch
+
+    # -- execution ----------------------------------------------------------------------------
+    def _run_batch(self, batch, enc: Sequence[Encoded], sums: np.ndarray) -> None:
+        import torch
+        from transformers import DynamicCache
+
+        device = self.lm.device
+        pad_id = self.lm.tokenizer.pad_token_id
+        with torch.inference_mode():
+            # 1) shared prefixes, once per piece: [G, Pmax]
+            prefixes = [enc[items[0]].ids[: g.prefix_len] for g, items in batch]
+            p_ids, p_mask = _pad(prefixes, pad_id, device)
+            G, Pmax = p_ids.shape
+            p_pos = torch.arange(Pmax, device=device).unsqueeze(0).expand(G, -1)
+            out = self._decoder(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True)
+            p_len = torch.tensor([g.prefix_len for g, _ in batch], device=device)
+            h_last = out.last_hidden_state[torch.arange(G, device=device), p_len - 1]  # [G, d]
+            legacy = out.past_key_values.to_legacy_cache()
+
+            # 2) suffixes of every item, reusing its prefix's key/value cache: [N, Smax]
+            gidx, suffixes, flat = [], [], []
+            for gi, (g, items) in enumerate(batch):
+                for i in items:
+                    gidx.append(gi)
+                    suffixes.append(enc[i].ids[g.prefix_len:])
+                    flat.append(i)
+            gsel = torch.tensor(gidx, device=device)
+            s_ids, s_mask = _pad(suffixes, pad_id, device)
+            N, Smax = s_ids.shape
+            cache = DynamicCache.from_legacy_cache(tuple((k.index_select(0, gsel), v.index_select(0, gsel)) for k, v in legacy))
+            mask = torch.cat([p_mask.index_select(0, gsel), s_mask], dim=1)
+            s_pos = p_len.index_select(0, gsel).unsqueeze(1) + torch.arange(Smax, device=device).unsqueeze(0)
+            hs = self._decoder(input_ids=s_ids, attention_mask=mask, position_ids=s_pos, past_key_values=cache,
+                               use_cache=False).last_hidden_state  # [N, Smax, d]
+
+            # 3) the hidden state that predicts suffix token j is h_last for j == 0, else hs[:, j-1]
+            pred = torch.cat([h_last.index_select(0, gsel).unsqueeze(1), hs[:, :-1]], dim=1)  # [N, Smax, d]
+            rows, cols = [], []
+            for r, i in enumerate(flat):
+                g = batch[gidx[r]][0]
+                pos = enc[i].scored - g.prefix_len
+                rows.append(np.full(len(pos), r))
+                cols.append(pos)
+            rows_t = torch.as_tensor(np.concatenate(rows), device=device)
+            cols_t = torch.as_tensor(np.concatenate(cols), device=device)
+            hidden = pred[rows_t, cols_t]  # [K, d]
+            targets = s_ids[rows_t, cols_t]  # [K]
+            lp = torch.empty(len(targets), dtype=torch.float32, device=device)
+            for a in range(0, len(targets), self.logit_rows):
+                logits = self._head(hidden[a:a + self.logit_rows]).float()
+                if self._softcap:
+                    logits = torch.tanh(logits / self._softcap) * self._softcap
+                lp[a:a + self.logit_rows] = logits.gather(1, targets[a:a + self.logit_rows, None])[:, 0] - torch.logsumexp(logits, dim=1)
+            per_row = torch.zeros(N, dtype=torch.float64, device=device).index_add_(0, rows_t, lp.double())
+            sums[flat] = per_row.cpu().numpy()

@@ -1,0 +1,132 @@
+"""From an instructions table + a negatives table to SEAM details and scores, chunk by chunk.
+
+Instructions are processed in chunks (``chunk_instructions`` at a time), so the model-side working
+set does not grow with the data set, and a caller (the CLI, or the job worker that commits each
+chunk) can stream results out and resume by skipping ids already done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SeamError
+from ..models.scoring import PolicyScorer, RewardScorer
+from ..models.templates import get_template
+from .formula import AGGREGATES, WEIGHTINGS, aggregate, details_frame
+
+ProgressCallback = Callable[[int, int, str], None]  # (done, total, step)
+
+
+@dataclass
+class ScoreConfig:
+    """Settings of one scoring run (CLI flags and the dashboard both build this)."""
+
+    template: str = "stackllama"  # stackllama | chat | a format string with {prompt} and {response}
+    weighting: str = "paper"  # paper: ell*eps ; prob: -exp(ell)*eps
+    aggregate: str = "sum"  # sum | mean over the negatives of one (instruction, variant)
+    max_prompt_tokens: int | None = None  # keep the first N prompt tokens (counted as truncation)
+    max_response_tokens: int | None = None  # keep the first N response tokens (counted as truncation)
+    batch_tokens: int = 16384  # padded tokens per forward batch
+    chunk_instructions: int = 256  # instructions per chunk (bounded memory; unit of resume)
+    variants: tuple[str, ...] | None = None  # only these variants (default: all in the negatives)
+
+    def validate(self) -> None:
+        if self.weighting not in WEIGHTINGS:
+            raise SeamError(f"--weighting {self.weighting!r}: choose one of {', '.join(WEIGHTINGS)}")
+        if self.aggregate not in AGGREGATES:
+            raise SeamError(f"--aggregate {self.aggregate!r}: choose one of {', '.join(AGGREGATES)}")
+        for flag, v in (("--max-prompt-tokens", self.max_prompt_tokens), ("--max-response-tokens", self.max_response_tokens)):
+            if v is not None and v < 1:
+                raise SeamError(f"{flag} {v}: must be a positive number of tokens")
+        if self.batch_tokens < 64:
+            raise SeamError(f"--batch-tokens {self.batch_tokens}: too small; use at least 64 (default 16384)")
+        if self.chunk_instructions < 1:
+            raise SeamError(f"--chunk-instructions {self.chunk_instructions}: must be >= 1")
+
+
+@dataclass
+class ChunkResult:
+    ids: list[str]  # instruction ids covered by this chunk (also those without negatives)
+    details: pd.DataFrame
+    scores: pd.DataFrame
+
+
+@dataclass
+class RunStats:
+    instructions: int = 0
+    negatives: int = 0
+    without_negatives: int = 0
+    pm_truncated: int = 0
+    rm_truncated: int = 0
+    variants: dict = field(default_factory=dict)
+
+
+class SeamScorer:
+    """Holds the two scorers; `iter_chunks` yields per-chunk details and scores."""
+
+    def __init__(self, pm, rm, cfg: ScoreConfig):
+        cfg.validate()
+        self.cfg = cfg
+        self.pm_scorer = PolicyScorer(pm, get_template(cfg.template, pm.tokenizer), cfg.max_prompt_tokens,
+                                      cfg.max_response_tokens, cfg.batch_tokens)
+        self.rm_scorer = RewardScorer(rm, get_template(cfg.template, rm.tokenizer), cfg.max_prompt_tokens,
+                                      cfg.max_response_tokens, cfg.batch_tokens)
+        self.stats = RunStats()
+
+    def iter_chunks(self, instructions: pd.DataFrame, negatives: pd.DataFrame, done_ids: Iterable[str] = (),
+                    progress: ProgressCallback | None = None) -> Iterator[ChunkResult]:
+        cfg = self.cfg
+        negs = negatives
+        if cfg.variants:
+            unknown = set(cfg.variants) - set(negs["variant"].unique())
+            if unknown:
+                raise SeamError(f"--variants {', '.join(sorted(unknown))}: not in the negatives file (it has {', '.join(sorted(negs['variant'].unique()))})")
+            negs = negs[negs["variant"].isin(cfg.variants)]
+        negs = negs.assign(neg_index=negs.groupby(["id", "variant"], sort=False).cumcount())
+        by_id = negs.groupby("id", sort=False).indices
+        done = set(done_ids)
+        todo = instructions[~instructions["id"].isin(done)]
+        total = int(sum(len(by_id.get(i, ())) for i in todo["id"])) * 2 + len(todo)
+        finished = 0
+        self.stats.instructions += len(todo)
+
+        def tick(n: int, step: str) -> None:
+            nonlocal finished
+            finished += n
+            if progress:
+                progress(finished, total, step)
+
+        for start in range(0, len(todo), cfg.chunk_instructions):
+            chunk = todo.iloc[start:start + cfg.chunk_instructions]
+            ids = chunk["id"].tolist()
+            rows = [by_id[i] for i in ids if i in by_id]
+            self.stats.without_negatives += sum(1 for i in ids if i not in by_id)
+            if not rows:
+                yield ChunkResult(ids, details_frame([], [], [], [], [], [], []), aggregate(details_frame([], [], [], [], [], [], [])))
+                continue
+            cn = negs.iloc[np.concatenate(rows)]
+            prompt_of = dict(zip(chunk["id"], chunk["prompt"]))
+            gold_of = dict(zip(chunk["id"], chunk["chosen"]))
+            n_prompts = [prompt_of[i] for i in cn["id"]]
+            # RM: every gold once, then every negative
+            golds = [i for i in ids if i in by_id]
+            rm_gold = self.rm_scorer.score([prompt_of[i] for i in golds], [gold_of[i] for i in golds],
+                                           progress=lambda n: tick(n, "RM gold"))
+            rm_gold_of = dict(zip(golds, rm_gold))
+            rm_neg = self.rm_scorer.score(n_prompts, cn["text"].tolist(), progress=lambda n: tick(n, "RM negatives"))
+            lp, tok, _ = self.pm_scorer.score(n_prompts, cn["text"].tolist(), progress=lambda n: tick(n, "PM negatives"))
+            det = details_frame(cn["id"].tolist(), cn["variant"].tolist(), cn["neg_index"].to_numpy(),
+                                [rm_gold_of[i] for i in cn["id"]], rm_neg, lp, tok, cfg.weighting)
+            det = det.sort_values(["id", "variant", "neg_index"], kind="stable",
+                                  key=lambda s: s.map({v: k for k, v in enumerate(ids)}) if s.name == "id" else s)
+            det = det.reset_index(drop=True)
+            self.stats.negatives += len(det)
+            for v, n in det["variant"].value_counts().items():
+                self.stats.variants[v] = self.stats.variants.get(v, 0) + int(n)
+            self.stats.pm_truncated = self.pm_scorer.truncated
+            self.stats.rm_truncated = self.rm_scorer.truncated
+            yield ChunkResult(ids, det, aggregate(det, cfg.aggregate))
