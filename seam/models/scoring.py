@@ -145,11 +145,130 @@ def _pad(seqs: Sequence[Sequence[int]], pad_id: int, device) -> tuple["torch.Ten
     return ids.to(device), mask.to(device)
 
 
+# ============================================================================ shared-prefix runner
+
+
+@dataclass
+class _Group:
+    """One prompt and the encoded responses that share its token prefix."""
+
+    items: list[int]  # indices into the flat encoded list
+    prefix_len: int
+
+
+class _PrefixRunner:
+    """Runs a decoder over many responses per prompt, encoding each shared token prefix once.
+
+    For each group (one prompt), the prefix is the longest common token prefix of its sequences,
+    capped so every sequence keeps >= 1 suffix token and no requested position lies before the
+    prefix's last token. The prefix is run once (batched across groups, right-padded); its
+    key/value cache is gathered per sequence and reused while the suffixes run. For each sequence,
+    `need(i)` names the positions whose final hidden states are wanted; they are handed, with row
+    ids, to `consume(rows, seq_index, hidden)` batch by batch.
+    """
+
+    def __init__(self, decoder, pad_id: int, device, batch_tokens: int):
+        self.decoder = decoder
+        self.pad_id = pad_id
+        self.device = device
+        self.batch_tokens = batch_tokens
+
+    @staticmethod
+    def groups(prompts: Sequence[str], enc: Sequence[Encoded], need: Sequence[np.ndarray]) -> list[_Group]:
+        by_prompt: dict[str, list[int]] = {}
+        for i, p in enumerate(prompts):
+            by_prompt.setdefault(p, []).append(i)
+        out = []
+        for items in by_prompt.values():
+            limit = min(min(int(need[i][0]) + 1, len(enc[i].ids) - 1) for i in items)
+            ref = enc[items[0]].ids
+            plen = limit
+            for i in items[1:]:
+                ids = enc[i].ids
+                k, m = 0, min(plen, len(ids))
+                while k < m and ids[k] == ref[k]:
+                    k += 1
+                plen = k
+            out.append(_Group(items, max(plen, 1)))
+        return out
+
+    def batches(self, groups: list[_Group], enc: Sequence[Encoded]):
+        """Lists of (group, item indices) whose padded size (rows x full width) stays under the budget."""
+        pieces = []
+        for g in groups:
+            cur: list[int] = []
+            for i in sorted(g.items, key=lambda i: len(enc[i].ids)):
+                if cur and len(enc[i].ids) * (len(cur) + 1) > self.batch_tokens:
+                    pieces.append((g, cur))
+                    cur = []
+                cur.append(i)
+            if cur:
+                pieces.append((g, cur))
+        pieces.sort(key=lambda p: (len(enc[p[1][-1]].ids), p[0].prefix_len))
+        batch, rows, width = [], 0, 0
+        for piece in pieces:
+            w = len(enc[piece[1][-1]].ids)
+            if batch and (rows + len(piece[1])) * max(width, w) > self.batch_tokens:
+                yield batch
+                batch, rows, width = [], 0, 0
+            batch.append(piece)
+            rows, width = rows + len(piece[1]), max(width, w)
+        if batch:
+            yield batch
+
+    def run(self, batch, enc: Sequence[Encoded], need: Sequence[np.ndarray], consume) -> None:
+        import torch
+        from transformers import DynamicCache
+
+        dev = self.device
+        # 1) prefixes, once per piece: [G, Pmax]
+        p_ids, p_mask = _pad([enc[items[0]].ids[: g.prefix_len] for g, items in batch], self.pad_id, dev)
+        G, Pmax = p_ids.shape
+        p_pos = torch.arange(Pmax, device=dev).unsqueeze(0).expand(G, -1)
+        out = self.decoder(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True)
+        p_len = torch.tensor([g.prefix_len for g, _ in batch], device=dev)
+        h_last = out.last_hidden_state[torch.arange(G, device=dev), p_len - 1]  # [G, d]
+        legacy = out.past_key_values.to_legacy_cache()
+        del out
+        # 2) suffixes, each attending to its prefix's cached keys/values: [N, Smax]
+        gidx, suffixes, flat = [], [], []
+        for gi, (g, items) in enumerate(batch):
+            for i in items:
+                gidx.append(gi)
+                suffixes.append(enc[i].ids[g.prefix_len:])
+                flat.append(i)
+        gsel = torch.tensor(gidx, device=dev)
+        s_ids, s_mask = _pad(suffixes, self.pad_id, dev)
+        Smax = s_ids.shape[1]
+        cache = DynamicCache.from_legacy_cache(tuple((k.index_select(0, gsel), v.index_select(0, gsel)) for k, v in legacy))
+        del legacy
+        mask = torch.cat([p_mask.index_select(0, gsel), s_mask], dim=1)
+        s_pos = p_len.index_select(0, gsel).unsqueeze(1) + torch.arange(Smax, device=dev).unsqueeze(0)
+        hs = self.decoder(input_ids=s_ids, attention_mask=mask, position_ids=s_pos, past_key_values=cache,
+                          use_cache=False).last_hidden_state  # [N, Smax, d]
+        del cache
+        # 3) hidden state at position q: column q - (P - 1) of [h_last, hs]
+        full = torch.cat([h_last.index_select(0, gsel).unsqueeze(1), hs], dim=1)
+        rows = np.concatenate([np.full(len(need[i]), r) for r, i in enumerate(flat)])
+        cols = np.concatenate([need[i] - (batch[gidx[r]][0].prefix_len - 1) for r, i in enumerate(flat)])
+        rows_t = torch.as_tensor(rows, device=dev)
+        cols_t = torch.as_tensor(cols, device=dev)
+        consume(rows_t, flat, full[rows_t, cols_t], s_ids, cols_t)
+
+
+def _base_decoder(model):
+    return model.get_decoder() if hasattr(model, "get_decoder") and model.get_decoder() is not None else model.base_model
+
+
 # ============================================================================ reward model
 
 
 class RewardScorer:
-    """R(I∘r): the RM's single logit for each rendered (prompt, response)."""
+    """R(I∘r): the RM's single logit for each rendered (prompt, response).
+
+    The reward is the score head applied to the hidden state of the last non-pad token, which is
+    what the HF sequence classifiers do; prompts shared by several responses are encoded once.
+    """
 
     def __init__(self, loaded, template: Template, max_prompt_tokens=None, max_response_tokens=None,
                  batch_tokens: int = 16384):
@@ -158,6 +277,18 @@ class RewardScorer:
                                 max_prompt_tokens, max_response_tokens, append_eos=False)
         self.batch_tokens = batch_tokens
         self.truncated = 0
+        model = loaded.model
+        self._head = getattr(model, "score", None)
+        self._pad_id = loaded.tokenizer.pad_token_id
+        cfg_pad = getattr(model.config, "pad_token_id", None)
+        self._model_pad = cfg_pad if cfg_pad is not None else self._pad_id
+
+    def _last_position(self, ids: list[int]) -> int:
+        """Index of the last token that is not the model's pad id (the HF classifier's rule)."""
+        for q in range(len(ids) - 1, -1, -1):
+            if ids[q] != self._model_pad:
+                return q
+        return len(ids) - 1
 
     def score(self, prompts: Sequence[str], responses: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
         import torch
@@ -168,29 +299,31 @@ class RewardScorer:
             return np.zeros(0, dtype=np.float64)
         enc = self.encoder.encode([k[0] for k in uniq], [k[1] for k in uniq])
         self.truncated += int(sum(e.truncated for e in enc))
-        model, pad_id = self.lm.model, self.lm.tokenizer.pad_token_id
-        device = self.lm.device
         rewards = np.zeros(len(uniq), dtype=np.float64)
+        model, device = self.lm.model, self.lm.device
         with torch.inference_mode():
-            for batch in _token_batches([len(e.ids) for e in enc], self.batch_tokens):
-                ids, mask = _pad([enc[i].ids for i in batch], pad_id, device)
-                logits = model(input_ids=ids, attention_mask=mask).logits  # [B, 1]
-                rewards[batch] = logits[:, 0].float().cpu().numpy()
-                if progress:
-                    progress(len(batch))
+            if self._head is None:  # unknown classifier layout: plain batched forward
+                for batch in _token_batches([len(e.ids) for e in enc], self.batch_tokens):
+                    ids, mask = _pad([enc[i].ids for i in batch], self._pad_id, device)
+                    rewards[batch] = model(input_ids=ids, attention_mask=mask).logits[:, 0].float().cpu().numpy()
+                    if progress:
+                        progress(len(batch))
+            else:
+                need = [np.array([self._last_position(e.ids)], dtype=np.int64) for e in enc]
+                runner = _PrefixRunner(_base_decoder(model), self._pad_id, device, self.batch_tokens)
+
+                def consume(rows_t, flat, hidden, _ids, _cols):
+                    rewards[flat] = self._head(hidden)[:, 0].float().cpu().numpy()
+
+                for batch in runner.batches(runner.groups([k[0] for k in uniq], enc, need), enc):
+                    runner.run(batch, enc, need, consume)
+                    if progress:
+                        progress(sum(len(items) for _, items in batch))
         index = {k: i for i, k in enumerate(uniq)}
         return rewards[[index[k] for k in keys]]
 
 
 # ============================================================================ policy model
-
-
-@dataclass
-class _Group:
-    """One prompt and the encoded responses that share its token prefix."""
-
-    items: list[int]  # indices into the flat encoded list
-    prefix_len: int
 
 
 class PolicyScorer:
@@ -205,16 +338,16 @@ class PolicyScorer:
         self.logit_rows = logit_rows
         self.truncated = 0
         model = loaded.model
-        self._decoder = model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
         self._head = model.get_output_embeddings()
         if self._head is None:
             raise SeamError("the PM has no output embedding (LM head); pass a causal language model")
         self._softcap = getattr(model.config, "final_logit_softcapping", None)
 
-    # -- public -------------------------------------------------------------------------------
     def score(self, prompts: Sequence[str], responses: Sequence[str], progress: ProgressFn | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Returns (logprob_sum, tokens, truncated) arrays aligned with the inputs."""
+        import torch
+
         keys = list(zip(prompts, responses))
         uniq = list(dict.fromkeys(keys))
         n = len(uniq)
@@ -223,124 +356,35 @@ class PolicyScorer:
             return z, z.astype(np.int64), z.astype(bool)
         enc = self.encoder.encode([k[0] for k in uniq], [k[1] for k in uniq])
         for e in enc:
-            if len(e.scored) and e.scored[0] < 1:
+            if e.scored[0] < 1:
                 raise SeamError("the template puts the response at the very start of the text, so its first token has no context; "
                                 "use a template with text before {response}")
         trunc = np.array([e.truncated for e in enc], dtype=bool)
         self.truncated += int(trunc.sum())
-        groups = self._groups([k[0] for k in uniq], enc)
+        need = [e.scored - 1 for e in enc]  # hidden state at t-1 predicts token t
         sums = np.zeros(n, dtype=np.float64)
         counts = np.array([len(e.scored) for e in enc], dtype=np.int64)
-        for batch in self._batches(groups, enc):
-            self._run_batch(batch, enc, sums)
-            if progress:
-                progress(sum(len(items) for _, items in batch))
-        index = {k: i for i, k in enumerate(uniq)}
-        sel = [index[k] for k in keys]
-        return sums[sel], counts[sel], trunc[sel]
+        runner = _PrefixRunner(_base_decoder(self.lm.model), self.lm.tokenizer.pad_token_id, self.lm.device,
+                               self.batch_tokens)
 
-    # -- planning -----------------------------------------------------------------------------
-    @staticmethod
-    def _groups(prompts: Sequence[str], enc: Sequence[Encoded]) -> list[_Group]:
-        by_prompt: dict[str, list[int]] = {}
-        for i, p in enumerate(prompts):
-            by_prompt.setdefault(p, []).append(i)
-        groups = []
-        for items in by_prompt.values():
-            first = [enc[i] for i in items]
-            # shared prefix: common token prefix, and never past the first scored token of any item
-            limit = min(int(e.scored[0]) for e in first)
-            ref = first[0].ids
-            plen = limit
-            for e in first[1:]:
-                k = 0
-                m = min(plen, len(e.ids))
-                while k < m and e.ids[k] == ref[k]:
-                    k += 1
-                plen = k
-            groups.append(_Group(items, max(plen, 1)))
-        return groups
-
-    def _batches(self, groups: list[_Group], enc: Sequence[Encoded]):
-        """Yield lists of (group, item indices) whose padded cost stays under the token budget."""
-        pieces = []
-        for g in groups:
-            items = sorted(g.items, key=lambda i: len(enc[i].ids))
-            # split a group whose suffixes alone exceed the budget
-            cur: list[int] = []
-            for i in items:
-                width = len(enc[i].ids)
-                if cur and width * (len(cur) + 1) > self.batch_tokens:
-                    pieces.append((g, cur))
-                    cur = []
-                cur.append(i)
-            if cur:
-                pieces.append((g, cur))
-        pieces.sort(key=lambda p: (max(len(enc[i].ids) for i in p[1]), p[0].prefix_len))
-        batch, cost_rows, cur_width = [], 0, 0
-        for piece in pieces:
-            width = max(len(enc[i].ids) for i in piece[1])
-            new_width = max(cur_width, width)
-            rows = cost_rows + len(piece[1])
-            if batch and rows * new_width > self.batch_tokens:
-                yield batch
-                batch, cost_rows, new_width, rows = [], 0, width, len(piece[1])
-            batch.append(piece)
-            cost_rows, cur_width = rows, new_width
-        if batch:
-            yield batch
-
-    # -- execution ----------------------------------------------------------------------------
-    def _run_batch(self, batch, enc: Sequence[Encoded], sums: np.ndarray) -> None:
-        import torch
-        from transformers import DynamicCache
-
-        device = self.lm.device
-        pad_id = self.lm.tokenizer.pad_token_id
-        with torch.inference_mode():
-            # 1) shared prefixes, once per piece: [G, Pmax]
-            prefixes = [enc[items[0]].ids[: g.prefix_len] for g, items in batch]
-            p_ids, p_mask = _pad(prefixes, pad_id, device)
-            G, Pmax = p_ids.shape
-            p_pos = torch.arange(Pmax, device=device).unsqueeze(0).expand(G, -1)
-            out = self._decoder(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True)
-            p_len = torch.tensor([g.prefix_len for g, _ in batch], device=device)
-            h_last = out.last_hidden_state[torch.arange(G, device=device), p_len - 1]  # [G, d]
-            legacy = out.past_key_values.to_legacy_cache()
-
-            # 2) suffixes of every item, reusing its prefix's key/value cache: [N, Smax]
-            gidx, suffixes, flat = [], [], []
-            for gi, (g, items) in enumerate(batch):
-                for i in items:
-                    gidx.append(gi)
-                    suffixes.append(enc[i].ids[g.prefix_len:])
-                    flat.append(i)
-            gsel = torch.tensor(gidx, device=device)
-            s_ids, s_mask = _pad(suffixes, pad_id, device)
-            N, Smax = s_ids.shape
-            cache = DynamicCache.from_legacy_cache(tuple((k.index_select(0, gsel), v.index_select(0, gsel)) for k, v in legacy))
-            mask = torch.cat([p_mask.index_select(0, gsel), s_mask], dim=1)
-            s_pos = p_len.index_select(0, gsel).unsqueeze(1) + torch.arange(Smax, device=device).unsqueeze(0)
-            hs = self._decoder(input_ids=s_ids, attention_mask=mask, position_ids=s_pos, past_key_values=cache,
-                               use_cache=False).last_hidden_state  # [N, Smax, d]
-
-            # 3) the hidden state that predicts suffix token j is h_last for j == 0, else hs[:, j-1]
-            pred = torch.cat([h_last.index_select(0, gsel).unsqueeze(1), hs[:, :-1]], dim=1)  # [N, Smax, d]
-            rows, cols = [], []
-            for r, i in enumerate(flat):
-                g = batch[gidx[r]][0]
-                pos = enc[i].scored - g.prefix_len
-                rows.append(np.full(len(pos), r))
-                cols.append(pos)
-            rows_t = torch.as_tensor(np.concatenate(rows), device=device)
-            cols_t = torch.as_tensor(np.concatenate(cols), device=device)
-            hidden = pred[rows_t, cols_t]  # [K, d]
-            targets = s_ids[rows_t, cols_t]  # [K]
-            lp = torch.empty(len(targets), dtype=torch.float32, device=device)
+        def consume(rows_t, flat, hidden, s_ids, cols_t):
+            # target of the state in column c (position P-1+c) is suffix token c
+            targets = s_ids[rows_t, cols_t]
+            lp = torch.empty(len(targets), dtype=torch.float32, device=hidden.device)
             for a in range(0, len(targets), self.logit_rows):
                 logits = self._head(hidden[a:a + self.logit_rows]).float()
                 if self._softcap:
                     logits = torch.tanh(logits / self._softcap) * self._softcap
-                lp[a:a + self.logit_rows] = logits.gather(1, targets[a:a + self.logit_rows, None])[:, 0] - torch.logsumexp(logits, dim=1)
-            per_row = torch.zeros(N, dtype=torch.float64, device=device).index_add_(0, rows_t, lp.double())
+                lp[a:a + self.logit_rows] = (logits.gather(1, targets[a:a + self.logit_rows, None])[:, 0]
+                                             - torch.logsumexp(logits, dim=1))
+            per_row = torch.zeros(len(flat), dtype=torch.float64, device=hidden.device).index_add_(0, rows_t, lp.double())
             sums[flat] = per_row.cpu().numpy()
+
+        with torch.inference_mode():
+            for batch in runner.batches(runner.groups([k[0] for k in uniq], enc, need), enc):
+                runner.run(batch, enc, need, consume)
+                if progress:
+                    progress(sum(len(items) for _, items in batch))
+        index = {k: i for i, k in enumerate(uniq)}
+        sel = [index[k] for k in keys]
+        return sums[sel], counts[sel], trunc[sel]
