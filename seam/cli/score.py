@@ -21,6 +21,17 @@ def add_model_flags(p: argparse.ArgumentParser, pm: bool = True, rm: bool = True
     p.add_argument("--allow-pickle", action="store_true", help="allow .bin/.pt weights (pickle can run code: only for trusted checkpoints)")
 
 
+def output_path(path, flag: str):
+    """Validate an output path before any long work; errors name the flag."""
+    from ..data import check_output_path
+    from ..errors import SeamError
+
+    try:
+        return check_output_path(path)
+    except SeamError as exc:
+        raise SeamError(f"{flag} {exc}") from None
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "score", help="compute SEAM scores for an RL instruction set",
@@ -72,25 +83,30 @@ def run(args) -> int:
                       batch_tokens=args.batch_tokens, chunk_instructions=args.chunk_instructions,
                       variants=tuple(args.variants) if args.variants else None)
     cfg.validate()
-    out = check_output_path(args.out)
-    details_path = check_output_path(args.details) if args.details else None
+    out = output_path(args.out, "--out")
+    details_path = output_path(args.details, "--details") if args.details else None
     instructions = load_instructions(args.data, columns_from_args(args))
     negatives = load_negatives(args.negatives, known_ids=instructions["id"], columns=negative_columns_from_args(args))
     pm = load_pm(args.pm, args.pm_adapter, args.device, args.dtype, args.allow_pickle)
     rm = load_rm(args.rm, args.rm_adapter, args.device, args.dtype, args.allow_pickle)
     scorer = SeamScorer(pm, rm, cfg)
-    bar = tqdm(total=None, unit="seq", desc="scoring", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
+    bar = None
 
     def progress(done: int, total: int, step: str) -> None:
-        bar.total = total
+        nonlocal bar
+        if bar is None:  # created lazily so that early errors print on a clean line
+            bar = tqdm(total=total, unit="seq", desc="scoring", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
         bar.set_postfix_str(step, refresh=False)
         bar.update(done - bar.n)
 
     details, scores = [], []
-    for chunk in scorer.iter_chunks(instructions, negatives, progress=progress):
-        details.append(chunk.details)
-        scores.append(chunk.scores)
-    bar.close()
+    try:
+        for chunk in scorer.iter_chunks(instructions, negatives, progress=progress):
+            details.append(chunk.details)
+            scores.append(chunk.scores)
+    finally:
+        if bar is not None:
+            bar.close()
     det = pd.concat(details, ignore_index=True) if details else pd.DataFrame(columns=DETAIL_COLUMNS)
     sc = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=SCORE_COLUMNS)
     if details_path is not None:
