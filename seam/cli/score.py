@@ -71,10 +71,11 @@ def run(args) -> int:
     import pandas as pd
     from tqdm import tqdm
 
-    from ..data import (check_output_path, columns_from_args, load_instructions, load_negatives,
+    from ..data import (atomic_output, columns_from_args, load_instructions, load_negatives,
                         negative_columns_from_args, write_table)
+    from ..data.tables import write_rows
     from ..models.loading import load_pm, load_rm
-    from ..score.formula import DETAIL_COLUMNS, SCORE_COLUMNS
+    from ..score.formula import SCORE_COLUMNS
     from ..score.pipeline import ScoreConfig, SeamScorer
 
     t0 = time.time()
@@ -99,19 +100,32 @@ def run(args) -> int:
         bar.set_postfix_str(step, refresh=False)
         bar.update(done - bar.n)
 
-    details, scores = [], []
-    try:
+    # Details stream straight into a temp file (memory stays flat however many negatives);
+    # the per-(id, variant) scores are small and are written once at the end. Both land atomically.
+    scores = []
+
+    def detail_rows():
         for chunk in scorer.iter_chunks(instructions, negatives, progress=progress):
-            details.append(chunk.details)
             scores.append(chunk.scores)
+            yield from chunk.details.to_dict("records")
+
+    def write_scores() -> pd.DataFrame:
+        frame = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=SCORE_COLUMNS)
+        write_table(frame, out)
+        return frame
+
+    try:
+        if details_path is not None:
+            with atomic_output(details_path) as tmp:  # renamed only once the scores are written too
+                write_rows(detail_rows(), tmp)
+                sc = write_scores()
+        else:
+            for _ in detail_rows():
+                pass
+            sc = write_scores()
     finally:
         if bar is not None:
             bar.close()
-    det = pd.concat(details, ignore_index=True) if details else pd.DataFrame(columns=DETAIL_COLUMNS)
-    sc = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=SCORE_COLUMNS)
-    if details_path is not None:
-        write_table(det, details_path)
-    write_table(sc, out)
     s = scorer.stats
     per_variant = ", ".join(f"{v}: {n}" for v, n in sorted(s.variants.items())) or "none"
     print(f"scored {s.instructions} instructions, {s.negatives} negatives ({per_variant}) in {time.time() - t0:.1f}s "
