@@ -1,0 +1,185 @@
+"""Load and validate the instructions and negatives contracts (DESIGN.md section 3).
+
+Each loader maps the file's columns onto the contract, checks every row, and returns a DataFrame
+with exactly the contract's columns, in the file's row order. The first bad row stops the load
+with a `SeamError` naming the file, the row (the line number for JSONL), the rule and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pandas as pd
+
+from ..errors import SeamError
+from .columns import INSTRUCTION_FLAGS, NEGATIVE_FLAGS, InstructionColumns, NegativeColumns
+from .tables import Table, _type_name, read_table_located
+
+INSTRUCTION_FIELDS = ("id", "prompt", "chosen", "rejected", "meta")
+NEGATIVE_FIELDS = ("id", "variant", "text", "meta")
+
+
+def _missing(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _preview(value: Any, width: int = 40) -> str:
+    text = repr(value.tolist() if hasattr(value, "tolist") else value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+class _Rows:
+    """Per-row checks that share the table's location info for error messages."""
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    def fail(self, i: int, message: str) -> SeamError:
+        return SeamError(f"{self.table.path} {self.table.where(i)}: {message}")
+
+    def id(self, i: int, value: Any, field: str = "id") -> str:
+        if isinstance(value, bool):
+            raise self.fail(
+                i, f"{field} must be a string or integer, got {_type_name(value)}; give every row a unique id"
+            )
+        if isinstance(value, numbers.Integral):
+            return str(int(value))
+        if isinstance(value, float) and not math.isnan(value) and value.is_integer():
+            return str(int(value))  # integer ids that pandas stored as floats
+        if _missing(value) or (isinstance(value, str) and not value.strip()):
+            raise self.fail(i, f"{field} is missing or blank; give every row a unique id (e.g. its row number)")
+        if not isinstance(value, str):
+            raise self.fail(
+                i, f"{field} must be a string or integer, got {_type_name(value)} ({_preview(value)}); "
+                "give every row a unique text id"
+            )
+        return value.strip()
+
+    def text(self, i: int, value: Any, field: str, optional: bool = False) -> str | None:
+        if _missing(value) or (isinstance(value, str) and not value.strip()):
+            if optional:
+                return None
+            what = "missing" if _missing(value) else ("empty" if value == "" else "whitespace only")
+            raise self.fail(i, f"{field} is {what}; every row needs a non-empty {field}: fill it in or drop the row")
+        if not isinstance(value, str):
+            hint = " (chat message lists convert with `seam import trl`)" if _type_name(value) == "a list" else ""
+            raise self.fail(
+                i, f"{field} must be a string, got {_type_name(value)} ({_preview(value)}); convert it to text{hint}"
+            )
+        return value
+
+    def meta(self, i: int, value: Any, field: str = "meta") -> dict:
+        if _missing(value) or (isinstance(value, str) and not value.strip()):
+            return {}
+        if isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError:
+                parsed = value
+            value = parsed
+        if not isinstance(value, dict):
+            raise self.fail(
+                i, f"{field} must be a JSON object like {{\"source\": \"x\"}}, got {_type_name(value)} "
+                f"({_preview(value)}); fix the value or leave it empty"
+            )
+        return value
+
+
+def _require(table: Table, mapping: dict[str, str], required: tuple[str, ...], flags: dict[str, tuple[str, str]]):
+    found = [str(c) for c in table.df.columns]
+    for field in required:
+        name = mapping[field]
+        if name not in found:
+            flag = flags[field][0]
+            raise SeamError(
+                f"{table.path}: missing column {name!r} (columns found: {', '.join(found) or 'none'}); "
+                f"rename that column to {name!r} or pass {flag} NAME to say which column holds the {field}"
+            )
+
+
+def _column(table: Table, name: str) -> list:
+    if name in table.df.columns:
+        return table.df[name].tolist()
+    return [None] * len(table.df)
+
+
+def load_instructions(path: str | os.PathLike, columns: InstructionColumns | None = None) -> pd.DataFrame:
+    """Load an instructions file (JSONL/CSV/Parquet/HF folder) as columns exactly
+    ``id, prompt, chosen, rejected, meta`` (id/prompt/chosen str, rejected str or None, meta dict).
+
+    Integer ids become strings. Errors name the file, the row (JSONL: line number) and the fix:
+    missing column, empty or non-text prompt/chosen, non-text rejected, missing or duplicate id,
+    meta that is not a JSON object (CSV may hold meta as a JSON string).
+    """
+    cols = columns or InstructionColumns()
+    mapping = {f: getattr(cols, f) for f in INSTRUCTION_FIELDS}
+    table = read_table_located(path, text_columns=[mapping[f] for f in ("id", "prompt", "chosen", "rejected")])
+    _require(table, mapping, ("id", "prompt", "chosen"), INSTRUCTION_FLAGS)
+    check = _Rows(table)
+    out: dict[str, list] = {f: [] for f in INSTRUCTION_FIELDS}
+    first_row: dict[str, int] = {}
+    raw = zip(*(_column(table, mapping[f]) for f in INSTRUCTION_FIELDS))
+    for i, (rid, prompt, chosen, rejected, meta) in enumerate(raw):
+        rid = check.id(i, rid)
+        if rid in first_row:
+            j = first_row[rid]
+            first, second = table.where(j), table.where(i).split()[-1]
+            raise SeamError(
+                f"{table.path} {table.unit}s {first.split()[-1]} and {second}: duplicate id {rid!r}; "
+                "ids must be unique: rename or drop one of the rows"
+            )
+        first_row[rid] = i
+        out["id"].append(rid)
+        out["prompt"].append(check.text(i, prompt, "prompt"))
+        out["chosen"].append(check.text(i, chosen, "chosen"))
+        out["rejected"].append(check.text(i, rejected, "rejected", optional=True))
+        out["meta"].append(check.meta(i, meta))
+    return pd.DataFrame({f: pd.Series(v, dtype=object) for f, v in out.items()})
+
+
+def load_negatives(
+    path: str | os.PathLike,
+    known_ids: Iterable[str] | None = None,
+    columns: NegativeColumns | None = None,
+) -> pd.DataFrame:
+    """Load a negatives file as columns exactly ``id, variant, text, meta`` (str, str, str, dict).
+
+    With `known_ids` (the ids of the instructions file), every negative must point at one of them.
+    Errors name the file, the row and the fix: missing column, empty/non-text text, empty variant,
+    unknown id, meta that is not an object.
+    """
+    cols = columns or NegativeColumns()
+    mapping = {f: getattr(cols, f) for f in NEGATIVE_FIELDS}
+    table = read_table_located(path, text_columns=[mapping[f] for f in ("id", "variant", "text")])
+    _require(table, mapping, ("id", "variant", "text"), NEGATIVE_FLAGS)
+    known = None if known_ids is None else {str(k) for k in known_ids}
+    check = _Rows(table)
+    out: dict[str, list] = {f: [] for f in NEGATIVE_FIELDS}
+    raw = zip(*(_column(table, mapping[f]) for f in NEGATIVE_FIELDS))
+    for i, (rid, variant, text, meta) in enumerate(raw):
+        rid = check.id(i, rid)
+        if known is not None and rid not in known:
+            raise check.fail(
+                i, f"id {rid!r} is not an id of the instructions; negatives must point at ids of the --data file "
+                "(were both files made from the same data?)"
+            )
+        out["id"].append(rid)
+        out["variant"].append(check.text(i, variant, "variant").strip())
+        out["text"].append(check.text(i, text, "text"))
+        out["meta"].append(check.meta(i, meta))
+    return pd.DataFrame({f: pd.Series(v, dtype=object) for f, v in out.items()})
+
+
+def iter_instruction_chunks(df: pd.DataFrame, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """Yield consecutive row slices of at most `chunk_size` rows (original order)."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
+        raise SeamError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    for start in range(0, len(df), int(chunk_size)):
+        yield df.iloc[start:start + int(chunk_size)]

@@ -1,0 +1,95 @@
+"""Exporters: the instructions contract -> files other RLHF stacks read directly.
+
+* TRL: `export_trl_preference` (prompt, chosen, rejected: RewardTrainer / DPOTrainer) and
+  `export_trl_prompts` (prompt only: PPO / GRPO prompt sets).
+* OpenRLHF: `export_openrlhf` (prompts: key ``prompt``, train with ``--input_key prompt``;
+  preference: ``prompt``/``chosen``/``rejected``, train with ``--prompt_key prompt
+  --chosen_key chosen --rejected_key rejected``).
+* SEAM reference JSON: `export_seam_json` (a JSON array with ``question``, ``response_j`` (better),
+  ``response_k`` (worse), the stack-exchange-paired names; `seam import seam-json` reads it back).
+
+All writes are atomic; the format follows the extension (.jsonl, .csv, .parquet; .json for
+`export_seam_json`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import SeamError
+from .tables import _check_parent, _plain, atomic_output, write_table
+
+OPENRLHF_KINDS = ("prompts", "preference")
+
+
+def _need(df: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise SeamError(
+            f"{what} needs columns {', '.join(columns)}; missing {', '.join(missing)} "
+            "(load the file with seam.data.load_instructions first)"
+        )
+
+
+def _need_rejected(df: pd.DataFrame, what: str) -> None:
+    absent = df["rejected"].isna() | (df["rejected"].astype(str).str.strip() == "")
+    if absent.any():
+        first = df.loc[absent].iloc[0]
+        where = f"id {first['id']!r}" if "id" in df.columns else f"row {int(absent.to_numpy().argmax()) + 1}"
+        raise SeamError(
+            f"{what}: {int(absent.sum())} of {len(df)} rows have no rejected response (first: {where}); "
+            "preference data needs one per row: keep only rows with a rejected response, or export prompts instead"
+        )
+
+
+def export_trl_preference(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``prompt, chosen, rejected`` (TRL's standard preference layout)."""
+    _need(df, ("prompt", "chosen", "rejected"), "TRL preference export")
+    _need_rejected(df, "TRL preference export")
+    return write_table(df[["prompt", "chosen", "rejected"]], path)
+
+
+def export_trl_prompts(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``prompt`` only (TRL's prompt-only layout, for RL)."""
+    _need(df, ("prompt",), "TRL prompt export")
+    return write_table(df[["prompt"]], path)
+
+
+def export_openrlhf(df: pd.DataFrame, path: str | os.PathLike, kind: str = "prompts") -> Path:
+    """Write OpenRLHF's keys: ``kind="prompts"`` -> ``prompt`` (``--input_key prompt``);
+    ``kind="preference"`` -> ``prompt, chosen, rejected`` (``--prompt_key prompt --chosen_key chosen
+    --rejected_key rejected``)."""
+    if kind not in OPENRLHF_KINDS:
+        raise SeamError(f"OpenRLHF export kind must be one of {', '.join(OPENRLHF_KINDS)}, got {kind!r}")
+    if kind == "prompts":
+        _need(df, ("prompt",), "OpenRLHF prompt export")
+        return write_table(df[["prompt"]], path)
+    _need(df, ("prompt", "chosen", "rejected"), "OpenRLHF preference export")
+    _need_rejected(df, "OpenRLHF preference export")
+    return write_table(df[["prompt", "chosen", "rejected"]], path)
+
+
+def export_seam_json(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write the SEAM reference layout: a JSON array of {id, question, response_j, response_k, meta}
+    (response_k omitted where there is no rejected response)."""
+    _need(df, ("id", "prompt", "chosen"), "SEAM JSON export")
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        raise SeamError(f"{path}: the SEAM JSON export writes a .json file; change the extension to .json")
+    _check_parent(path)
+    records = []
+    for row in df.to_dict("records"):
+        record = {"id": row["id"], "question": row["prompt"], "response_j": row["chosen"]}
+        rejected = _plain(row.get("rejected"))
+        if isinstance(rejected, str) and rejected.strip():
+            record["response_k"] = rejected
+        if isinstance(row.get("meta"), dict) and row["meta"]:
+            record["meta"] = row["meta"]
+        records.append(_plain(record))
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return path
