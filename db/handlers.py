@@ -109,6 +109,13 @@ def synthetic_score(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     return {"chunks": len(chunks), "details_written": written}
 
 
+def _score(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    from .handlers_score import score_job
+
+    return score_job(ctx, payload)
+
+
 BUILTIN_KINDS: dict[str, Handler] = {
     "synthetic-score": synthetic_score,
+    "score": _score,
 }
