@@ -588,4 +588,5 @@ class Store:
     def _frame(self, query, **params: Any) -> pd.DataFrame:  # noqa: ANN001
         with self.read() as conn:
             result = conn.execute(query, params) if params else conn.execute(query)
-            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            # plain tuples: a Row exposes columns as attributes, and a column named "dtype" confuses pandas
+            return pd.DataFrame([tuple(r) for r in result.fetchall()], columns=list(result.keys()))
