@@ -1,0 +1,37 @@
+"""Training and evaluation on TRL 1.12 + PEFT: SFT, reward model, PPO, adapters, judges, statistics.
+
+Plain functions over typed configs, each returning a result dataclass (metrics + output paths),
+so the CLI, the job worker and an experiment runner all call the same thing:
+
+    train_sft(SFTConfig) / train_rm(RMConfig) / train_ppo(PPOConfig)  -> TrainResult
+    merge_adapter(adapter, out)                                         -> Path
+    evaluate_rm(RMEvalConfig) -> RMEvalResult;  evaluate_policy(PolicyEvalConfig) -> PolicyEvalResult
+    compare_runs([A tables], [B tables], score)                         -> CompareResult
+    export_openrlhf_run(OpenRLHFConfig)                                  -> OpenRLHFExport
+
+Every trainer takes ``metrics_callback(step, metrics)`` (called on each log; the worker mirrors
+it into the store) and ``should_stop()`` (polled after each step). See docs/training.md.
+"""
+
+from .common import METRICS_FILE, RUN_FILE, TrainResult, read_manifest, tensorboard_available
+from .config import PPOConfig, RMConfig, SFTConfig, TRAIN_CONFIGS, load_config
+from .eval import (CompareResult, PolicyEvalConfig, PolicyEvalResult, RMEvalConfig, RMEvalResult, compare_runs,
+                   evaluate_policy, evaluate_rm, generate)
+from .judges import JUDGES, JudgeSettings, build_judge, parse_rating
+from .merge import merge_adapter
+from .openrlhf import OpenRLHFConfig, OpenRLHFExport, export_openrlhf_run
+from .ppo import train_ppo
+from .rm import train_rm
+from .sft import train_sft
+from .stats import bootstrap_ci, paired_bootstrap_ci, paired_test, win_rate
+
+TRAINERS = {"sft": train_sft, "rm": train_rm, "ppo": train_ppo}
+
+__all__ = [
+    "CompareResult", "JUDGES", "JudgeSettings", "METRICS_FILE", "OpenRLHFConfig", "OpenRLHFExport", "PPOConfig",
+    "PolicyEvalConfig", "PolicyEvalResult", "RMConfig", "RMEvalConfig", "RMEvalResult", "RUN_FILE", "SFTConfig",
+    "TRAINERS", "TRAIN_CONFIGS", "TrainResult", "bootstrap_ci", "build_judge", "compare_runs", "evaluate_policy",
+    "evaluate_rm", "export_openrlhf_run", "generate", "load_config", "merge_adapter", "paired_bootstrap_ci",
+    "paired_test", "parse_rating", "read_manifest", "tensorboard_available", "train_ppo", "train_rm", "train_sft",
+    "win_rate",
+]

@@ -1,0 +1,66 @@
+"""`train_rm`: reward model training with TRL's RewardTrainer (pairwise loss -log sigmoid(r+ - r-))."""
+
+from __future__ import annotations
+
+from .common import (MetricsCallback, RunDir, StopFn, Timer, TrainResult, drop_default_printers, last_metrics,
+                     lora_config, make_callbacks, resolve_runtime, trainer_args, write_manifest)
+from .config import RMConfig
+from .data import load_rows, rm_dataset
+from .sft import _steps
+
+
+def train_rm(cfg: RMConfig, metrics_callback: MetricsCallback | None = None,
+             should_stop: StopFn | None = None) -> TrainResult:
+    """Train a one-label sequence classifier on (prompt, chosen, rejected) rows of `cfg.data`.
+
+    `cfg.model` may be an RM to continue or a causal LM (usually the SFT model), which gets a fresh
+    score head seeded by `cfg.seed`. Texts are rendered like `seam score` renders them (no extra EOS
+    unless `append_eos`), so the reward is read at the same token. With `eval_data`, the final
+    metrics include ``eval_accuracy`` (pairwise accuracy on the held-out pairs)."""
+    from transformers import set_seed
+    from trl import RewardConfig, RewardTrainer
+
+    from ..models.templates import get_template
+    from .models import load_classifier
+
+    cfg.validate()
+    timer = Timer()
+    run = RunDir(cfg.output_dir)
+    rt = resolve_runtime(cfg.device, cfg.dtype)
+    df = load_rows(cfg.data, cfg.max_rows)
+    eval_df = load_rows(cfg.eval_data, flag="--eval-data") if cfg.eval_data else None
+    set_seed(cfg.seed)
+    tok, model, fresh_head = load_classifier(cfg.model, "--model", cfg.allow_pickle)
+    template = get_template(cfg.template, tok)
+    train = rm_dataset(df, tok, template, model, cfg.max_length, cfg.max_prompt_tokens, cfg.append_eos)
+    evals = (rm_dataset(eval_df, tok, template, model, cfg.max_length, cfg.max_prompt_tokens, cfg.append_eos,
+                        flag="--eval-data") if eval_df is not None else None)
+    args = RewardConfig(**trainer_args(cfg, run, rt, evals is not None), max_length=None, dataset_num_proc=None,
+                        center_rewards_coefficient=cfg.center_rewards_coefficient)
+    peft = None
+    if cfg.lora:
+        peft = lora_config(cfg, "SEQ_CLS")  # SEQ_CLS also trains and saves the score head (modules_to_save)
+
+    run.create()
+    recorder, callbacks = make_callbacks(run, metrics_callback, should_stop, _steps(train.rows, cfg), cfg.quiet)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=train.dataset,
+                            eval_dataset=evals.dataset if evals else None, processing_class=tok,
+                            peft_config=peft, callbacks=callbacks)
+    drop_default_printers(trainer)
+    output = trainer.train()
+    metrics = last_metrics(recorder.history)
+    metrics.update({k: v for k, v in output.metrics.items() if isinstance(v, (int, float))})
+    if evals is not None:
+        metrics.update({k: v for k, v in trainer.evaluate().items() if isinstance(v, (int, float))})
+    trainer.save_model(str(run.path))
+    tok.save_pretrained(str(run.path))
+    result = TrainResult(
+        kind="rm", output_dir=run.final, adapter=cfg.lora, base_model=cfg.model, metrics=metrics,
+        history=recorder.history, steps=int(trainer.state.global_step), seconds=timer.seconds,
+        rows={"train": train.rows, "eval": evals.rows if evals else 0,
+              "truncated": train.truncated + (evals.truncated if evals else 0)},
+        stopped=recorder.stopped, config=cfg.to_dict())
+    write_manifest(run.path, result, {"device": rt.device, "fresh_score_head": fresh_head,
+                                      "report_to": args.report_to})
+    run.finish()
+    return result
