@@ -88,7 +88,7 @@ def test_sft_output_loads_as_policy(sft_run):
 def test_sft_completion_only_labels_match_scored_tokens(tiny_models):
     """The SFT loss covers exactly the tokens `seam score` scores (response + EOS)."""
     from seam.models.loading import load_pm
-    from seam.models.scoring import _Encoder
+    from seam.models.scoring import Encoder
     from seam.models.templates import get_template
     from seam.train.data import sft_dataset
     import pandas as pd
@@ -98,7 +98,7 @@ def test_sft_completion_only_labels_match_scored_tokens(tiny_models):
     tmpl = get_template("stackllama")
     df = pd.DataFrame(ROWS)
     built = sft_dataset(df, loaded.tokenizer, tmpl, loaded.model, 512)
-    enc = _Encoder(loaded.tokenizer, tmpl, 512, append_eos=True).encode(df["prompt"].tolist(), df["chosen"].tolist())
+    enc = Encoder(loaded.tokenizer, tmpl, 512, append_eos=True).encode(df["prompt"].tolist(), df["chosen"].tolist())
     for row, e in zip(built.dataset, enc):
         labels = np.asarray(row["labels"])
         assert row["input_ids"] == e.ids

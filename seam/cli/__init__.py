@@ -17,15 +17,15 @@ import sys
 from ..errors import SeamError
 
 # Commands listed first in `seam --help`; others follow alphabetically.
-_ORDER = ["score", "negatives", "import", "select", "augment", "train", "experiment", "demo", "serve", "worker"]
+_ORDER = ["score", "negatives", "import", "select", "augment", "train", "eval", "experiment", "export", "demo", "serve",
+          "worker"]
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that keeps the one-line `error:` contract and exit code 2 for bad flags."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"error: {self.prog}: {message}\n")
+        sys.stderr.write(f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(2)
 
 

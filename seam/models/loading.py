@@ -223,7 +223,7 @@ def resolve_checkpoint(path: str | Path, flag: str, allow_pickle: bool = False) 
 # ----------------------------------------------------------------------------- loaders
 
 
-def _load_tokenizer(folder: Path, flag: str):
+def load_tokenizer(folder: Path, flag: str):
     from transformers import AutoTokenizer
 
     try:
@@ -264,7 +264,7 @@ def load_pm(path, adapter=None, device="auto", dtype="auto", allow_pickle=False,
     folder = resolve_checkpoint(path, flag, allow_pickle)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
-    tok = _load_tokenizer(folder, flag)
+    tok = load_tokenizer(folder, flag)
     config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
     try:
         with warnings.catch_warnings():
@@ -289,7 +289,7 @@ def load_rm(path, adapter=None, device="auto", dtype="auto", allow_pickle=False,
     folder = resolve_checkpoint(path, flag, allow_pickle)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
-    tok = _load_tokenizer(folder, flag)
+    tok = load_tokenizer(folder, flag)
     config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
     is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
     if is_classifier and config.num_labels != 1:

@@ -45,7 +45,7 @@ def _max_len(model, tokenizer) -> int:
     return min(cands) if cands else 4096
 
 
-def _cut_to_tokens(tokenizer, texts: Sequence[str], limit: int | None) -> tuple[list[str], np.ndarray]:
+def cut_to_tokens(tokenizer, texts: Sequence[str], limit: int | None) -> tuple[list[str], np.ndarray]:
     """Keep the first `limit` tokens of each text (cut from the right). Returns texts and a truncated mask."""
     out, cut = list(texts), np.zeros(len(texts), dtype=bool)
     if not limit:
@@ -58,7 +58,7 @@ def _cut_to_tokens(tokenizer, texts: Sequence[str], limit: int | None) -> tuple[
     return out, cut
 
 
-class _Encoder:
+class Encoder:
     """Shared rendering + tokenization with the truncation rules."""
 
     def __init__(self, tokenizer, template: Template, max_len: int, max_prompt_tokens=None, max_response_tokens=None,
@@ -71,8 +71,8 @@ class _Encoder:
         self.append_eos = append_eos
 
     def encode(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Encoded]:
-        prompts, _ = _cut_to_tokens(self.tok, prompts, self.max_prompt_tokens)
-        responses, rcut = _cut_to_tokens(self.tok, responses, self.max_response_tokens)
+        prompts, _ = cut_to_tokens(self.tok, prompts, self.max_prompt_tokens)
+        responses, rcut = cut_to_tokens(self.tok, responses, self.max_response_tokens)
         out: list[Encoded | None] = [None] * len(prompts)
         todo = list(range(len(prompts)))
         extra = 1 if self.append_eos else 0
@@ -273,7 +273,7 @@ class RewardScorer:
     def __init__(self, loaded, template: Template, max_prompt_tokens=None, max_response_tokens=None,
                  batch_tokens: int = 16384):
         self.lm = loaded
-        self.encoder = _Encoder(loaded.tokenizer, template, _max_len(loaded.model, loaded.tokenizer),
+        self.encoder = Encoder(loaded.tokenizer, template, _max_len(loaded.model, loaded.tokenizer),
                                 max_prompt_tokens, max_response_tokens, append_eos=False)
         self.batch_tokens = batch_tokens
         self.truncated = 0
@@ -332,7 +332,7 @@ class PolicyScorer:
     def __init__(self, loaded, template: Template, max_prompt_tokens=None, max_response_tokens=None,
                  batch_tokens: int = 16384, logit_rows: int = 256):
         self.lm = loaded
-        self.encoder = _Encoder(loaded.tokenizer, template, _max_len(loaded.model, loaded.tokenizer),
+        self.encoder = Encoder(loaded.tokenizer, template, _max_len(loaded.model, loaded.tokenizer),
                                 max_prompt_tokens, max_response_tokens, append_eos=True)
         self.batch_tokens = batch_tokens
         self.logit_rows = logit_rows

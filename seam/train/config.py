@@ -133,6 +133,8 @@ class RMConfig(TrainCommon):
     learning_rate: float = _f(2e-5, "peak learning rate (paper: 2e-5)")
     center_rewards_coefficient: float | None = _f(None, "optional penalty on mean reward^2 (TRL, e.g. 0.01)")
     append_eos: bool = _f(False, "append EOS to every text before scoring (off: the scoring contract uses no extra EOS)")
+    train_layers: int | None = _f(None, "train only the top N transformer layers, the final norm and the score head "
+                                        "(the rest frozen: much faster on a CPU); None = all weights")
 
     kind = "rm"
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..data import load_instructions
 from ..errors import SeamError
-from ..models.scoring import _cut_to_tokens, _Encoder
+from ..models.scoring import cut_to_tokens, Encoder
 
 _SENTINEL = "\u2063SEAM-RESPONSE\u2063"  # never produced by real data
 
@@ -53,7 +53,7 @@ def sft_dataset(df: pd.DataFrame, tokenizer, template, model, max_length: int, m
                 completion_only_loss: bool = True) -> Built:
     from datasets import Dataset
 
-    enc = _Encoder(tokenizer, template, _context(model, tokenizer, max_length), max_prompt_tokens, None, append_eos=True)
+    enc = Encoder(tokenizer, template, _context(model, tokenizer, max_length), max_prompt_tokens, None, append_eos=True)
     encoded = enc.encode(df["prompt"].tolist(), df["chosen"].tolist())
     input_ids, labels = [], []
     for e in encoded:
@@ -81,7 +81,7 @@ def rm_dataset(df: pd.DataFrame, tokenizer, template, model, max_length: int, ma
         raise SeamError(f"{flag}: {int(missing.sum())} of {len(df)} rows have no rejected response (first: id {first!r}); "
                         "drop them or fill the rejected column")
     extra = 1 if append_eos else 0
-    enc = _Encoder(tokenizer, template, _context(model, tokenizer, max_length) - extra, max_prompt_tokens, None,
+    enc = Encoder(tokenizer, template, _context(model, tokenizer, max_length) - extra, max_prompt_tokens, None,
                    append_eos=False)
     prompts = df["prompt"].tolist()
     chosen = enc.encode(prompts, df["chosen"].tolist())
@@ -94,7 +94,7 @@ def rm_dataset(df: pd.DataFrame, tokenizer, template, model, max_length: int, ma
 
 def queries(prompts: list[str], tokenizer, template, max_prompt_tokens=None) -> tuple[list[str], int]:
     """Rendered query texts (everything before the response) and how many prompts were cut."""
-    cut_prompts, cut = _cut_to_tokens(tokenizer, prompts, max_prompt_tokens)
+    cut_prompts, cut = cut_to_tokens(tokenizer, prompts, max_prompt_tokens)
     out = []
     for p in cut_prompts:
         r = template.render(p, _SENTINEL)

@@ -13,7 +13,8 @@ import warnings
 from pathlib import Path
 
 from ..errors import SeamError
-from ..models.loading import _load_tokenizer, check_model_folder, resolve_checkpoint
+from ..models.loading import check_model_folder, resolve_checkpoint
+from ..models.loading import load_tokenizer as load_hf_tokenizer
 
 
 def adapter_base(folder: Path) -> str | None:
@@ -68,9 +69,9 @@ def load_tokenizer(path: str, flag: str, allow_pickle: bool = False, _depth: int
     base, adapter = split_model_arg(path, flag)
     if adapter is not None:
         if (adapter / "tokenizer_config.json").is_file():
-            return _load_tokenizer(adapter, flag)
+            return load_hf_tokenizer(adapter, flag)
         return load_tokenizer(base, flag, allow_pickle, _depth + 1)
-    return _load_tokenizer(resolve_checkpoint(base, flag, allow_pickle), flag)
+    return load_hf_tokenizer(resolve_checkpoint(base, flag, allow_pickle), flag)
 
 
 def _check_depth(depth: int, path: str, flag: str) -> None:
@@ -92,7 +93,7 @@ def load_causal_lm(path: str, flag: str, allow_pickle: bool = False, _depth: int
         _, model = load_causal_lm(base, flag, allow_pickle, _depth + 1)
         return load_tokenizer(path, flag, allow_pickle), _merge_adapter(model, adapter, flag, allow_pickle)
     folder = resolve_checkpoint(base, flag, allow_pickle)
-    tok = _load_tokenizer(folder, flag)
+    tok = load_hf_tokenizer(folder, flag)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -122,7 +123,7 @@ def load_classifier(path: str, flag: str, allow_pickle: bool = False, _depth: in
         return load_tokenizer(path, flag, allow_pickle), _merge_adapter(model, adapter, flag, allow_pickle), fresh
     folder = resolve_checkpoint(base, flag, allow_pickle)
     check_model_folder(folder, flag, allow_pickle)
-    tok = _load_tokenizer(folder, flag)
+    tok = load_hf_tokenizer(folder, flag)
     config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
     is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
     if is_classifier and config.num_labels != 1:

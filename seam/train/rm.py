@@ -9,6 +9,34 @@ from .data import load_rows, rm_dataset
 from .sft import _steps
 
 
+def freeze_below(model, top_layers: int) -> int:
+    """Freeze everything but the top `top_layers` decoder layers, the final norm and the score head.
+
+    Backpropagation then stops at the lowest trainable layer, so a step costs little more than a
+    forward pass. Returns the number of trainable parameters."""
+    import torch
+
+    from ..errors import SeamError
+
+    n_layers = getattr(model.config, "num_hidden_layers", None)
+    stacks = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == n_layers]
+    if not stacks:
+        raise SeamError("--train-layers: cannot find this model's stack of decoder layers; train all weights instead")
+    if not 1 <= top_layers <= n_layers:
+        raise SeamError(f"--train-layers {top_layers}: must be between 1 and the model's {n_layers} layers")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    keep = list(stacks[0][n_layers - top_layers:])
+    base = getattr(model, model.base_model_prefix, None)
+    if base is not None and hasattr(base, "norm"):
+        keep.append(base.norm)
+    keep.append(model.score)
+    for module in keep:
+        for p in module.parameters():
+            p.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def train_rm(cfg: RMConfig, metrics_callback: MetricsCallback | None = None,
              should_stop: StopFn | None = None) -> TrainResult:
     """Train a one-label sequence classifier on (prompt, chosen, rejected) rows of `cfg.data`.
@@ -31,6 +59,8 @@ def train_rm(cfg: RMConfig, metrics_callback: MetricsCallback | None = None,
     eval_df = load_rows(cfg.eval_data, flag="--eval-data") if cfg.eval_data else None
     set_seed(cfg.seed)
     tok, model, fresh_head = load_classifier(cfg.model, "--model", cfg.allow_pickle)
+    if cfg.train_layers is not None:
+        freeze_below(model, cfg.train_layers)
     template = get_template(cfg.template, tok)
     train = rm_dataset(df, tok, template, model, cfg.max_length, cfg.max_prompt_tokens, cfg.append_eos)
     evals = (rm_dataset(eval_df, tok, template, model, cfg.max_length, cfg.max_prompt_tokens, cfg.append_eos,
