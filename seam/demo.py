@@ -53,7 +53,8 @@ class DemoConfig:
     coverage: str = "default"  # RM training coverage spec (docs/testbed.md)
     chosen_flaw_rate: float = 0.3  # share of RM pairs whose chosen answer carries an uncovered form flaw
     pairs_per_task: int = 4
-    rm_steps: int = 120  # RM optimizer steps
+    rm_steps: int = 60  # RM optimizer steps
+    rm_train_layers: int | None = 4  # train only the top N layers + score head (CPU-friendly); None = all
     rm_batch: int = 8
     rm_learning_rate: float = 5e-5
     contrast_band: tuple[float, float] = (0.5, 0.95)  # wider than the paper's 0.8-0.9: the world is small
@@ -66,7 +67,7 @@ class DemoConfig:
 
     @classmethod
     def tiny_config(cls, seed: int = 0) -> "DemoConfig":
-        return cls(seed=seed, tiny=True, n_tasks=240, rl_size=40, k=3, pairs_per_task=2, rm_steps=20, rm_batch=8,
+        return cls(seed=seed, tiny=True, n_tasks=240, rl_size=40, k=3, pairs_per_task=2, rm_steps=20, rm_batch=8, rm_train_layers=None,
                    rm_learning_rate=1e-3, llm_backend="rules", adv_query_budget=12, n_annotations=20)
 
     def stage_key(self, stage: str) -> str:
@@ -215,7 +216,8 @@ def _models(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
     rm_cfg = RMConfig(model=str(base), data=str(paths.rm_train), eval_data=str(paths.rm_test),
                       output_dir=str(paths.rm), max_steps=cfg.rm_steps, batch_size=cfg.rm_batch,
                       learning_rate=cfg.rm_learning_rate, seed=cfg.seed, logging_steps=max(1, cfg.rm_steps // 20),
-                      device="cpu" if cfg.tiny else "auto", report_to="none", max_length=256, warmup_steps=0)
+                      device="cpu" if cfg.tiny else "auto", report_to="none", max_length=256, warmup_steps=0,
+                      train_layers=cfg.rm_train_layers, quiet=False)
     res = train_rm(rm_cfg)
     shutil.rmtree(paths.models / "tiny-build", ignore_errors=True)
     stats = {"pm": str(paths.pm), "rm": str(paths.rm), "rm_steps": res.steps, "rm_seconds": round(res.seconds, 1),
