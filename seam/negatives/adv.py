@@ -1,0 +1,170 @@
+"""`adv`: adversarial perturbations of a worse answer that raise the RM's score (the paper's SEAM_Adv).
+
+For each instruction I with golden answer r, start from a worse answer r- (the row's
+``rejected`` when present, else a deterministic corruption of r) and search, with TextAttack and
+the RM as the victim, for perturbations r* of r- such that R(I∘r*) >= R(I∘r) + margin (paper
+section 5.2 and appendix D.2). Every text the search scores is a candidate; up to k distinct
+ones are kept: successful ones first (highest reward first), then the highest-scoring others.
+
+The RM is queried only through `seam.models.scoring.RewardScorer` (batched, shared-prompt
+prefix reuse), and every forward query is counted. Recipes (``--recipe``) live in
+`seam.negatives.adv_attack.RECIPES`; TextAttack is imported offline through
+`seam.textattack_env` only when ``build`` runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SeamError
+from .base import ProgressFn, check_instructions, check_k, count_stats, negatives_frame
+from .corrupt import first_corruption
+
+RECIPE_NAMES = ("greedy", "char", "embedding", "hotflip", "wordnet")
+
+
+@dataclass
+class AdvConfig:
+    """Settings of the adv builder (CLI flags and the dashboard both build this)."""
+
+    k: int = 30  # perturbations per instruction (at most)
+    rm: str | None = None  # reward model folder (the victim); or pass a loaded model to AdvBuilder
+    rm_adapter: str | None = None  # PEFT adapter folder for the RM
+    recipe: str = "greedy"  # greedy | char | embedding | hotflip | wordnet (see docs/negatives.md)
+    query_budget: int = 300  # RM forward queries per instruction for the search
+    margin: float = 0.0  # success when R(I∘r*) >= R(I∘r) + margin
+    max_candidates: int = 8  # replacements tried per word and transformation
+    max_words: int = 128  # only the first N words of a response are perturbed
+    max_modify_rate: float = 0.3  # at most this share of the words is changed
+    template: str = "stackllama"  # stackllama | chat | format string (as for seam score)
+    device: str = "auto"
+    dtype: str = "auto"
+    allow_pickle: bool = False
+    batch_tokens: int = 16384  # padded tokens per RM forward batch
+    max_prompt_tokens: int | None = None
+    max_response_tokens: int | None = None
+    seed: int = 0  # for the corrupted start and the character edits
+
+    def validate(self) -> None:
+        check_k(self.k)
+        if self.recipe not in RECIPE_NAMES:
+            raise SeamError(f"--recipe {self.recipe!r}: choose one of {', '.join(RECIPE_NAMES)}")
+        if self.query_budget < 2:
+            raise SeamError(f"--query-budget {self.query_budget}: must be at least 2 RM queries")
+        if self.max_candidates < 1 or self.max_words < 1:
+            raise SeamError("--max-candidates and --max-words must be >= 1")
+        if not 0.0 < self.max_modify_rate <= 1.0:
+            raise SeamError(f"--max-modify-rate {self.max_modify_rate}: must be in (0, 1]")
+
+
+class AdvBuilder:
+    name = "adv"
+    Config = AdvConfig
+
+    def __init__(self, config: AdvConfig | None = None, rm=None):
+        self.cfg = config or AdvConfig()
+        self.cfg.validate()
+        self._rm = rm
+
+    def _load_rm(self):
+        if self._rm is not None:
+            return self._rm
+        if not self.cfg.rm:
+            raise SeamError("the adv builder needs the reward model: pass --rm DIR")
+        from ..models.loading import load_rm
+
+        return load_rm(self.cfg.rm, self.cfg.rm_adapter, self.cfg.device, self.cfg.dtype, self.cfg.allow_pickle)
+
+    def build(self, instructions: pd.DataFrame, progress: ProgressFn | None = None) -> tuple[pd.DataFrame, dict]:
+        from ..models.scoring import RewardScorer
+        from ..models.templates import get_template
+
+        t0 = time.time()
+        cfg = self.cfg
+        instructions = check_instructions(instructions)
+        rm = self._load_rm()
+        scorer = RewardScorer(rm, get_template(cfg.template, rm.tokenizer), cfg.max_prompt_tokens,
+                              cfg.max_response_tokens, cfg.batch_tokens)
+        ids = instructions["id"].astype(str).tolist()
+        prompts = instructions["prompt"].tolist()
+        golds = instructions["chosen"].tolist()
+        starts, start_kinds = [], []
+        for rid, p, gold, rej in zip(ids, prompts, golds, instructions["rejected"].tolist()):
+            if isinstance(rej, str) and rej.strip() and rej.strip() != gold.strip():
+                starts.append(rej)
+                start_kinds.append("rejected")
+            else:
+                text, kind = first_corruption(gold, cfg.seed, rid, p)
+                starts.append(text)
+                start_kinds.append(f"corrupted:{kind}")
+        # one batched pass for all gold and start rewards
+        rewards = scorer.score(prompts + prompts, golds + starts)
+        r_gold, r_start = rewards[:len(ids)], rewards[len(ids):]
+        pre_queries = 2 * len(ids)
+
+        from .adv_attack import AttackRunner  # imports textattack (offline) only now
+
+        runner = AttackRunner(rm, scorer, cfg)
+        out_ids, texts, metas = [], [], []
+        successes = start_successes = attack_queries = grad_calls = 0
+        per_success_queries = []
+        for i, rid in enumerate(ids):
+            threshold = float(r_gold[i]) + cfg.margin
+            res = runner.run(prompts[i], starts[i], threshold)
+            attack_queries += res.queries
+            grad_calls += res.grad_calls
+            start_successes += int(float(r_start[i]) >= threshold)
+            if res.success:
+                successes += 1
+                per_success_queries.append(res.queries)
+            pool = [(t, r, n) for t, r, n in res.pool if t.strip() and t != starts[i] and t.strip() != golds[i].strip()]
+            pool.sort(key=lambda x: (-(x[1] >= threshold), -x[1], x[0]))
+            for rank, (text, reward, changed) in enumerate(pool[:cfg.k]):
+                out_ids.append(rid)
+                texts.append(text)
+                metas.append({
+                    "recipe": cfg.recipe, "start": start_kinds[i], "rank": rank + 1,
+                    "success": bool(reward >= threshold), "attack_success": bool(res.success),
+                    "rm_gold": round(float(r_gold[i]), 6), "rm_start": round(float(r_start[i]), 6),
+                    "rm_neg": round(float(reward), 6), "margin": cfg.margin, "words_changed": int(changed),
+                    "queries": int(res.queries), "grad_calls": int(res.grad_calls),
+                })
+            if progress:
+                progress(i + 1, len(ids), "attack")
+        frame = negatives_frame(out_ids, self.name, texts, metas)
+        stats = count_stats(self.name, ids, frame, cfg.k, t0)
+        n = len(ids)
+        total_queries = pre_queries + attack_queries
+        stats.update({
+            "recipe": cfg.recipe,
+            "query_budget": cfg.query_budget,
+            "margin": cfg.margin,
+            "attacked": n,
+            "successes": successes,
+            "success_rate": successes / n if n else None,
+            "start_already_succeeds": start_successes,
+            "rm_queries": int(total_queries),
+            "attack_queries": int(attack_queries),
+            "grad_calls": int(grad_calls),
+            "queries_per_success": (total_queries / successes) if successes else None,
+            "median_attack_queries_per_success": float(np.median(per_success_queries)) if per_success_queries else None,
+            "successful_negatives": int(sum(m["success"] for m in metas)),
+            "rm_truncated": int(scorer.truncated),
+        })
+        stats["lines"] = _lines(stats)
+        return frame, stats
+
+
+def _lines(s: dict) -> list[str]:
+    rate = f"{100 * s['success_rate']:.1f}%" if s["success_rate"] is not None else "n/a"
+    qps = f"{s['queries_per_success']:.1f}" if s["queries_per_success"] is not None else "n/a (no success)"
+    return [
+        f"  recipe {s['recipe']}, budget {s['query_budget']} queries, margin {s['margin']}: "
+        f"success {s['successes']}/{s['attacked']} ({rate}); {s['start_already_succeeds']} starts already fooled the RM",
+        f"  RM queries {s['rm_queries']} ({s['attack_queries']} in the search, {s['grad_calls']} gradient passes); "
+        f"RM queries per success {qps}; successful negatives {s['successful_negatives']}",
+    ]
