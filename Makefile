@@ -15,14 +15,16 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	$(PY) -m seam.assets fetch
+	$(PY) -m seam.textattack_env
 	$(PY) -m pip check
 	@touch $(STAMP)
 
+# PASSIVE: OpenMP threads sleep instead of spinning between the many small torch ops in tests.
 test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-all: setup
-	$(PY) -m pytest -q --runslow $(PYTEST_ARGS)
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q --runslow $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/seam demo
