@@ -1,0 +1,98 @@
+"""The `negatives` job: build one variant's negatives for a stored dataset, committed chunk by chunk.
+
+Payload: ``{"dataset_id": int, "builder": "contrast"|"llm"|"adv", "config": {...}, "rm_model_id": int,
+"replace": false, "chunk_size": 50}``. ``config`` holds the builder's config fields (see
+`seam.negatives`). Instructions are processed in fixed chunks of the dataset's import order; each
+chunk's negatives and its done-marker are written in one transaction, so a killed worker resumes
+without losing or duplicating rows. The contrast builder searches the whole dataset as its corpus
+whatever the chunk. With ``replace``, the variant's old negatives are removed in the first chunk's
+transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from seam.errors import SeamError
+
+if TYPE_CHECKING:
+    from .jobs import JobContext
+
+
+def _builder(store, payload: dict, instructions):
+    from seam.negatives import BUILDERS, make_builder
+
+    name = payload.get("builder")
+    if name not in BUILDERS:
+        raise SeamError(f"negatives payload: builder {name!r} is not one of {', '.join(BUILDERS)}")
+    cls = BUILDERS[name]
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    raw = dict(payload.get("config") or {})
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise SeamError(f"negatives payload: unknown {name} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+    if "band" in raw and raw["band"] is not None:
+        raw["band"] = tuple(raw["band"])
+    kwargs: dict[str, Any] = {}
+    if name == "contrast" and not raw.get("corpus"):
+        kwargs["corpus"] = instructions  # the whole dataset, whichever chunk is being built
+    if name == "adv":
+        from seam.models.loading import load_rm
+
+        from .handlers_score import _model_row
+
+        if payload.get("rm_model_id") is None and not raw.get("rm"):
+            raise SeamError("the adv builder needs a reward model: pass rm_model_id (a registered RM)")
+        if payload.get("rm_model_id") is not None:
+            row = _model_row(store, payload["rm_model_id"], "rm")
+            kwargs["rm"] = load_rm(row["path"], row.get("adapter"), raw.get("device", "auto"), raw.get("dtype", "auto"))
+    return make_builder(name, cls.Config(**raw), **kwargs), name
+
+
+def negatives_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    import pandas as pd
+
+    store = ctx.store
+    try:
+        ds = int(payload["dataset_id"])
+    except (KeyError, TypeError, ValueError):
+        raise SeamError(f"negatives payload needs an integer dataset_id, got {payload!r}") from None
+    size = int(payload.get("chunk_size", 50))
+    instructions = store.instructions(ds)
+    if instructions.empty:
+        raise SeamError(f"dataset {ds} has no instructions")
+    builder, name = _builder(store, payload, instructions)
+    ids = instructions["id"].tolist()
+    chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+    done = ctx.done_chunks()
+    if done:
+        ctx.log(f"resuming: {len(done)} of {len(chunks)} chunks already committed")
+    by_id = instructions.set_index("id", drop=False)
+    written, stats_all = 0, []
+    for index, chunk_ids in enumerate(chunks):
+        key = str(index)
+        if key in done:
+            continue
+        ctx.check_cancelled()
+
+        def tick(d: int, total: int, step: str = "", index=index) -> None:
+            ctx.progress((index + d / max(total, 1)) / len(chunks), f"{name} chunk {index + 1}/{len(chunks)} {step}".strip())
+
+        frame, stats = builder.build(by_id.loc[chunk_ids].reset_index(drop=True), tick)
+        stats_all.append(stats)
+        replace = bool(payload.get("replace")) and index == 0
+
+        def write(conn, frame=frame, replace=replace) -> None:  # noqa: ANN001
+            if replace:  # drop the variant's old negatives for the whole dataset, in this same transaction
+                all_ids = store.instruction_ids(ds, conn=conn).values()
+                store._delete_negatives(conn, ds, {(i, name) for i in all_ids})  # noqa: SLF001
+            if len(frame):
+                store.import_negatives(ds, frame, conn=conn)
+
+        if ctx.commit_chunk(key, write):
+            written += len(frame)
+        ctx.log(f"chunk {index + 1}/{len(chunks)}: {len(frame)} {name} negatives for {len(chunk_ids)} instructions")
+        ctx.progress((index + 1) / len(chunks), f"{name} chunk {index + 1}/{len(chunks)} committed")
+    fewer = sum(int(s.get("fewer_than_k", 0) or 0) for s in stats_all)
+    return {"builder": name, "chunks": len(chunks), "negatives_written": written, "instructions_with_fewer_than_k": fewer}
