@@ -59,7 +59,8 @@ class DemoConfig:
     rm_learning_rate: float = 5e-5
     contrast_band: tuple[float, float] = (0.5, 0.95)  # wider than the paper's 0.8-0.9: the world is small
     llm_backend: str = "local"  # local (SmolLM2 writes worse answers) | rules
-    llm_max_new_tokens: int = 40
+    llm_k: int = 3  # answers per instruction from the LLM (local generation is the slowest step on a CPU)
+    llm_max_new_tokens: int = 32
     adv_query_budget: int = 40
     adv_recipe: str = "greedy"
     n_annotations: int = 40
@@ -68,12 +69,29 @@ class DemoConfig:
     @classmethod
     def tiny_config(cls, seed: int = 0) -> "DemoConfig":
         return cls(seed=seed, tiny=True, n_tasks=240, rl_size=40, k=3, pairs_per_task=2, rm_steps=20, rm_batch=8, rm_train_layers=None,
-                   rm_learning_rate=1e-3, llm_backend="rules", adv_query_budget=12, n_annotations=20)
+                   rm_learning_rate=1e-3, llm_backend="rules", llm_k=3, adv_query_budget=12, n_annotations=20)
 
     def stage_key(self, stage: str) -> str:
-        """Hash of the settings a stage depends on (a change re-runs it and every later stage)."""
+        """Hash of the settings a stage and the stages before it depend on (a change re-runs it and every later one)."""
         d = asdict(self)
-        return hashlib.sha256(f"{stage}:{json.dumps(d, sort_keys=True, default=str)}".encode()).hexdigest()[:12]
+        names = []
+        for name, fields in STAGE_FIELDS.items():
+            names += fields
+            if name == stage:
+                break
+        picked = {k: d[k] for k in names}
+        return hashlib.sha256(f"{stage}:{json.dumps(picked, sort_keys=True, default=str)}".encode()).hexdigest()[:12]
+
+
+# the settings each stage reads (a stage's key also covers every earlier stage's settings)
+STAGE_FIELDS = {
+    "world": ["seed", "tiny", "n_tasks", "rl_size", "coverage", "chosen_flaw_rate", "pairs_per_task"],
+    "models": ["rm_steps", "rm_train_layers", "rm_batch", "rm_learning_rate"],
+    "negatives": ["k", "contrast_band", "llm_backend", "llm_k", "llm_max_new_tokens", "adv_query_budget", "adv_recipe"],
+    "score": ["batch_tokens"],
+    "validation": [],
+    "annotations": ["n_annotations"],
+}
 
 
 @dataclass
@@ -235,7 +253,7 @@ def _negatives(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
     frames, stats = [], {}
     configs = {
         "contrast": ContrastConfig(k=cfg.k, band=tuple(cfg.contrast_band), device="cpu"),
-        "llm": LLMConfig(k=cfg.k, backend=cfg.llm_backend, local_model=str(paths.pm), seed=cfg.seed,
+        "llm": LLMConfig(k=cfg.llm_k, backend=cfg.llm_backend, local_model=str(paths.pm), seed=cfg.seed,
                          max_new_tokens=cfg.llm_max_new_tokens, temperature=1.0, device="cpu", max_rounds=2),
         "adv": AdvConfig(k=cfg.k, rm=str(paths.rm), query_budget=cfg.adv_query_budget, recipe=cfg.adv_recipe,
                          seed=cfg.seed, device="cpu", batch_tokens=cfg.batch_tokens),
