@@ -5,15 +5,23 @@ run's dataset, variants, settings (template, weighting, aggregate, max_*_tokens,
 device, dtype) and its registered PM and RM. Chunks are fixed by the dataset's import order and
 ``chunk_size``, so a resumed job splits the work exactly as the first attempt did; each chunk's
 rows and its done-marker are written in one transaction.
+
+The pieces are shared with the Ray backend (db.ray_backend), which runs `score_chunk` in Ray
+actors instead of this process: `plan_score_job` (inputs, settings, the chunks and their keys),
+`load_models`, `score_chunk` (the model work of one chunk) and `chunk_writer` (its rows), so
+both backends compute and store the same numbers under the same chunk keys.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 from seam.errors import SeamError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .jobs import JobContext
 
 SETTING_KEYS = ("template", "weighting", "aggregate", "max_prompt_tokens", "max_response_tokens", "batch_tokens")
@@ -29,28 +37,62 @@ def _model_row(store, model_id, role: str) -> dict[str, Any]:
     return row.iloc[0].to_dict()
 
 
-def load_run_models(store, run: dict, settings: dict):
+def model_specs(store, run: dict, settings: dict) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pm, rm) as plain dicts (path, adapter, device, dtype): what `load_models` needs, anywhere."""
+    specs = []
+    for role in ("pm", "rm"):
+        row = _model_row(store, run.get(f"{role}_model_id"), role)
+        specs.append({"path": row["path"], "adapter": row.get("adapter"), "device": settings.get("device", "auto"),
+                      "dtype": settings.get("dtype") or row.get("dtype") or "auto"})
+    return specs[0], specs[1]
+
+
+def load_models(pm_spec: dict[str, Any], rm_spec: dict[str, Any]):
     from seam.models.loading import load_pm, load_rm
 
-    pm_row = _model_row(store, run.get("pm_model_id"), "pm")
-    rm_row = _model_row(store, run.get("rm_model_id"), "rm")
-    device = settings.get("device", "auto")
-    pm = load_pm(pm_row["path"], pm_row.get("adapter"), device, settings.get("dtype") or pm_row.get("dtype") or "auto")
-    rm = load_rm(rm_row["path"], rm_row.get("adapter"), device, settings.get("dtype") or rm_row.get("dtype") or "auto")
+    pm = load_pm(pm_spec["path"], pm_spec["adapter"], pm_spec["device"], pm_spec["dtype"])
+    rm = load_rm(rm_spec["path"], rm_spec["adapter"], rm_spec["device"], rm_spec["dtype"])
     return pm, rm
 
 
-def score_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    from seam.score.pipeline import ScoreConfig, SeamScorer
+def load_run_models(store, run: dict, settings: dict):
+    return load_models(*model_specs(store, run, settings))
 
-    store = ctx.store
+
+@dataclass
+class ScorePlan:
+    """Everything a backend needs to run one `score` job; a pure function of the payload and the store."""
+
+    run_id: int
+    run: dict[str, Any]
+    settings: dict[str, Any]
+    variants: list[str]
+    chunk_size: int
+    instructions: pd.DataFrame  # indexed by external id (the id column kept)
+    negatives: pd.DataFrame  # the run's variants only
+    chunks: list[list[str]]  # instruction ids per chunk; chunk k has key str(k)
+
+    def config_kwargs(self) -> dict[str, Any]:
+        """`ScoreConfig` fields (plain values, so they can travel to a Ray actor)."""
+        return {**{k: self.settings[k] for k in SETTING_KEYS if self.settings.get(k) is not None},
+                "chunk_instructions": self.chunk_size, "variants": tuple(self.variants)}
+
+    def chunk_inputs(self, index: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(instructions, negatives) of chunk `index`."""
+        ids = self.chunks[index]
+        inst = self.instructions.loc[ids].reset_index(drop=True)
+        return inst, self.negatives[self.negatives["id"].isin(set(ids))]
+
+
+def plan_score_job(store, payload: dict[str, Any]) -> ScorePlan:
     try:
         run_id = int(payload["score_run_id"])
     except (KeyError, TypeError, ValueError):
         raise SeamError(f"score payload needs an integer score_run_id, got {payload!r}") from None
     size = int(payload.get("chunk_size", 64))
+    if size < 1:
+        raise SeamError(f"score payload chunk_size must be >= 1, got {size}")
     run = store.score_run(run_id)
-    settings = dict(run.get("settings") or {})
     variants = list(run["variants"])
     instructions = store.instructions(run["dataset_id"])
     negatives = store.negatives(run["dataset_id"])
@@ -59,43 +101,66 @@ def score_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise SeamError(f"the dataset has no negatives for variant(s) {', '.join(sorted(missing))}; build them first")
     ids = instructions["id"].tolist()
-    chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+    return ScorePlan(run_id=run_id, run=run, settings=dict(run.get("settings") or {}), variants=variants,
+                     chunk_size=size, instructions=instructions.set_index("id", drop=False), negatives=negatives,
+                     chunks=[ids[i:i + size] for i in range(0, len(ids), size)])
+
+
+def make_scorer(pm, rm, config_kwargs: dict[str, Any]):
+    from seam.score.pipeline import ScoreConfig, SeamScorer
+
+    return SeamScorer(pm, rm, ScoreConfig(**config_kwargs))
+
+
+def score_chunk(scorer, inst: pd.DataFrame, negs: pd.DataFrame,
+                progress: Callable[[int, int, str], None] | None = None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The model work of one chunk: (details, scores) frames, or (None, None) when it has no negatives."""
+    import pandas as pd
+
+    results = list(scorer.iter_chunks(inst, negs, progress=progress))
+    details = [r.details for r in results if len(r.details)]
+    scores = [r.scores for r in results if len(r.scores)]
+    if not details:
+        return None, None
+    return pd.concat(details, ignore_index=True), pd.concat(scores, ignore_index=True)
+
+
+def chunk_writer(store, run_id: int, details: pd.DataFrame | None, scores: pd.DataFrame | None):
+    """`writer(conn)` for `ctx.commit_chunk`: the chunk's rows in the chunk's transaction."""
+
+    def write(conn) -> None:  # noqa: ANN001
+        if details is not None:
+            store.save_score_results(run_id, details, scores, conn=conn)
+
+    return write
+
+
+def score_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    store = ctx.store
+    plan = plan_score_job(store, payload)
+    run_id, chunks = plan.run_id, plan.chunks
     done = ctx.done_chunks()
     if done:
         ctx.log(f"resuming: {len(done)} of {len(chunks)} chunks already committed")
     ctx.progress(len(done) / max(len(chunks), 1), "loading models")
-    pm, rm = load_run_models(store, run, settings)
-    cfg = ScoreConfig(**{k: settings[k] for k in SETTING_KEYS if settings.get(k) is not None},
-                      chunk_instructions=size, variants=tuple(variants))
-    scorer = SeamScorer(pm, rm, cfg)
-    ctx.log(f"scoring {len(ids)} instructions x {len(variants)} variants on {pm.info['device']}/{pm.info['dtype']}")
+    pm, rm = load_run_models(store, plan.run, plan.settings)
+    scorer = make_scorer(pm, rm, plan.config_kwargs())
+    ctx.log(f"scoring {len(plan.instructions)} instructions x {len(plan.variants)} variants "
+            f"on {pm.info['device']}/{pm.info['dtype']}")
     store.set_score_run_status(run_id, "running")
-    by_id = instructions.set_index("id", drop=False)
     written = 0
-    for index, chunk_ids in enumerate(chunks):
+    for index in range(len(chunks)):
         key = str(index)
         if key in done:
             continue
         ctx.check_cancelled()
-        inst = by_id.loc[chunk_ids].reset_index(drop=True)
-        negs = negatives[negatives["id"].isin(set(chunk_ids))]
 
         def tick(d: int, total: int, step: str, index=index) -> None:
             ctx.progress((index + d / max(total, 1)) / len(chunks), f"chunk {index + 1}/{len(chunks)}: {step}")
 
-        results = list(scorer.iter_chunks(inst, negs, progress=tick))
-        details = [r.details for r in results if len(r.details)]
-        scores = [r.scores for r in results if len(r.scores)]
-
-        def write(conn, details=details, scores=scores) -> None:  # noqa: ANN001
-            import pandas as pd
-
-            if details:
-                store.save_score_results(run_id, pd.concat(details, ignore_index=True),
-                                         pd.concat(scores, ignore_index=True), conn=conn)
-
-        if ctx.commit_chunk(key, write):
-            written += sum(len(d) for d in details)
+        details, scores = score_chunk(scorer, *plan.chunk_inputs(index), progress=tick)
+        if ctx.commit_chunk(key, chunk_writer(store, run_id, details, scores)):
+            written += 0 if details is None else len(details)
         ctx.progress((index + 1) / len(chunks), f"chunk {index + 1}/{len(chunks)} committed")
     s = scorer.stats
     if s.pm_truncated or s.rm_truncated:

@@ -4,9 +4,10 @@
 an older one is upgraded in one transaction, and a database written by a newer seam (a revision
 this version does not know) is refused with a message saying to upgrade seam.
 
-On SQLite the upgrade holds the write lock from the start (``BEGIN IMMEDIATE``), so two
-processes opening an old database at once upgrade it once; foreign keys are switched off for
-the duration (the SQLite way to let batch migrations copy tables) and checked before commit.
+The upgrade holds the store's write lock from the start (``BEGIN IMMEDIATE`` on SQLite, the
+advisory write lock on PostgreSQL), so two processes opening an old or a new database at once
+upgrade it once. On SQLite foreign keys are switched off for the duration (the SQLite way to let
+batch migrations copy tables) and checked before commit.
 """
 
 from __future__ import annotations
@@ -67,9 +68,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.connect() as conn:
         sqlite = is_sqlite(engine)
         raw = conn.connection.driver_connection  # pragmas below must run outside a transaction
+        # the store's write lock first (BEGIN IMMEDIATE / PostgreSQL's advisory lock), so processes
+        # opening a new store at once create the schema once: Alembic re-reads the version under it
+        conn.execution_options(**{WRITE_OPTION: True})
         if sqlite:
             raw.execute("PRAGMA foreign_keys = OFF")
-            conn.execution_options(**{WRITE_OPTION: True})
         try:
             with conn.begin():
                 command.upgrade(alembic_config(connection=conn), revision)

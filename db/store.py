@@ -8,9 +8,10 @@
     store.instruction_breakdown(sr, "q17")          # why: every negative, its numbers and text
     store.export_dataset(ds, "ppo.jsonl", layout="trl-prompts", ids=kept)
 
-Writes go through `Store.write()` (one transaction, ``BEGIN IMMEDIATE`` on SQLite); reads
-through `Store.read()`. Every method that writes takes an optional `conn` so a job can put
-several writes and its chunk marker in one transaction.
+Writes go through `Store.write()` (one transaction: ``BEGIN IMMEDIATE`` on SQLite, the store's
+advisory write lock on PostgreSQL, see db.engine); reads through `Store.read()`. Every method
+that writes takes an optional `conn` so a job can put several writes and its chunk marker in one
+transaction.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from seam.errors import SeamError
 
 from . import files
 from .bulk import bulk_insert, meta_column, number_column, require_columns, text_column
-from .engine import WRITE_OPTION, make_engine, resolve_url
+from .engine import WRITE_OPTION, make_engine, read_options, resolve_url
 from .migrate import ensure_schema
 from .models import (
     ANNOTATION_CHOICES,
@@ -82,6 +83,7 @@ class Store:
         self.engine = engine
         self.url = engine.url.render_as_string(hide_password=True)
         self.display = display or self.url
+        self._read_options = read_options(engine)
         self._ext_ids: dict[int, dict[str, int]] = {}  # dataset id -> {ext_id: instruction id}
 
     def __repr__(self) -> str:
@@ -102,6 +104,8 @@ class Store:
     def read(self) -> Iterator[Connection]:
         """A connection for reads (one consistent snapshot until the block ends)."""
         with self.engine.connect() as conn:
+            if self._read_options:
+                conn.execution_options(**self._read_options)
             yield conn
 
     @contextlib.contextmanager

@@ -17,6 +17,7 @@ Also runnable as ``python -m db.worker --db PATH`` (the same flags as `seam work
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -27,13 +28,14 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select, update
 
 from seam.errors import SeamError
 
-from .jobs import FINISHED, JobCancelled, JobContext, JobLost, get_handler
+from .jobs import FINISHED, Handler, JobCancelled, JobContext, JobLost, get_handler
 from .models import Job, utcnow
 from .store import Store, open_store
 
@@ -59,7 +61,7 @@ class Worker:
     """Runs jobs from one store. See the module docstring for the guarantees."""
 
     def __init__(self, store: Store, *, worker_id: str | None = None, poll_s: float = 2.0, heartbeat_s: float = 5.0,
-                 stale_after_s: float = 60.0, echo: bool = True):
+                 stale_after_s: float = 60.0, echo: bool = True, handlers: Mapping[str, Handler] | None = None):
         if store.engine.dialect.name == "sqlite" and store.engine.url.database in (None, "", ":memory:"):
             raise SeamError("the worker needs a store on disk or a database server, not in-memory SQLite; "
                             "pass --db FOLDER or a .db file")
@@ -69,6 +71,7 @@ class Worker:
         self.poll_s, self.heartbeat_s, self.stale_after_s = poll_s, heartbeat_s, stale_after_s
         self.echo = echo
         self.stop_event = threading.Event()
+        self.handlers = dict(handlers or {})  # kinds this worker runs its own way (the Ray backend's `score`)
 
     def say(self, message: str) -> None:
         if self.echo:
@@ -172,7 +175,7 @@ class Worker:
         beat.start()
         status, result, error = "failed", None, None
         try:
-            handler = get_handler(ctx.kind)
+            handler = self.handlers.get(ctx.kind) or get_handler(ctx.kind)
             result = handler(ctx, ctx.payload)
             status = "done"
         except JobCancelled:
@@ -260,36 +263,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
                         help="how often to look for new jobs when the queue is empty (default: 2)")
     parser.add_argument("--backend", choices=["local", "ray"], default="local",
-                        help="local: run jobs in this process (ray: not available yet)")
-    parser.add_argument("--address", default=None, help="Ray cluster address (for --backend ray)")
+                        help="local: run jobs in this process; ray: score chunks as Ray tasks over a Ray cluster "
+                             "(results are still written by this worker; needs pip install 'seam-studio[ray]')")
+    parser.add_argument("--address", default=None, metavar="ADDR",
+                        help="Ray cluster for --backend ray: local (start one in this worker, on 127.0.0.1), auto "
+                             "(the one `ray start` runs on this machine) or HOST:PORT (default: $RAY_ADDRESS, else local)")
+    parser.add_argument("--ray-scorers", type=int, default=None, metavar="N",
+                        help="Ray actors holding the models (default: one per GPU in the cluster, else one per CPU)")
     parser.add_argument("--stale-after", type=float, default=60.0, metavar="SECONDS",
                         help="a running job whose worker's heartbeat is older than this is taken over (default: 60)")
     parser.add_argument("--quiet", action="store_true", help="do not echo job logs on stderr")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    if args.backend != "local":
-        raise SeamError(f"--backend {args.backend} is not available yet; use --backend local (the default)")
     if args.poll <= 0:
         raise SeamError(f"--poll must be a positive number of seconds, got {args.poll}")
-    store = open_store(args.db)
-    worker = Worker(store, poll_s=args.poll, stale_after_s=args.stale_after, echo=not args.quiet)
+    kind = getattr(args, "backend", "local")
+    address, scorers = getattr(args, "address", None), getattr(args, "ray_scorers", None)
+    if kind != "ray" and (address or scorers):
+        raise SeamError("--address and --ray-scorers are for --backend ray; add --backend ray or drop them")
+    with contextlib.ExitStack() as stack:
+        handlers: dict[str, Handler] = {}
+        backend = None
+        if kind == "ray":
+            from .ray_backend import RayBackend, RayConfig
 
+            backend = RayBackend(RayConfig(address=address, scorers=scorers))  # checks the flags first
+        store = open_store(args.db)
+        stack.callback(store.close)
+        if backend is not None:
+            stack.enter_context(backend)
+            handlers = backend.handlers()
+        worker = Worker(store, poll_s=args.poll, stale_after_s=args.stale_after, echo=not args.quiet,
+                        handlers=handlers)
+        if backend is not None:
+            worker.say(f"backend: {backend.describe()}")
+        return _serve(worker, store, once=args.once)
+
+
+def _serve(worker: Worker, store: Store, *, once: bool) -> int:
     def stop(signum, _frame):  # noqa: ANN001
         raise KeyboardInterrupt  # the running job is requeued, then the worker exits
 
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
-    worker.say(f"serving {store.display} ({'until the queue is empty' if args.once else 'Ctrl-C to stop'})")
+    worker.say(f"serving {store.display} ({'until the queue is empty' if once else 'Ctrl-C to stop'})")
     try:
-        ran = worker.run(once=args.once)
+        ran = worker.run(once=once)
     except KeyboardInterrupt:
         worker.say("stopped")
         return 130
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-        store.close()
     worker.say(f"done: {ran} job(s) run")
     return 0
 

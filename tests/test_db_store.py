@@ -224,3 +224,21 @@ def test_in_memory_store_full_flow():
 
     with pytest.raises(SeamError, match="not in-memory SQLite"):
         Worker(store)
+
+
+def test_existing_non_sqlite_file_is_never_overwritten(tmp_path):
+    import pytest as _pytest
+
+    from db import open_store
+    from seam.errors import SeamError
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    with _pytest.raises(SeamError, match="not a SQLite database"):
+        open_store(notes)
+    assert notes.read_text() == "my notes"
+    fake = tmp_path / "fake.db"
+    fake.write_text("not sqlite")
+    with _pytest.raises(SeamError, match="not a SQLite database"):
+        open_store(fake)
+    assert fake.read_text() == "not sqlite"

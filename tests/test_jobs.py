@@ -210,8 +210,8 @@ def test_worker_command(tmp_path, capsys):
     assert get_job(store, job)["status"] == "done"
     err = capsys.readouterr().err
     assert f"job {job} done" in err and "1 job(s) run" in err
-    with pytest.raises(SeamError, match="--backend ray is not available yet"):
-        _cli(["worker", "--db", str(tmp_path), "--backend", "ray"])
+    with pytest.raises(SeamError, match="--address and --ray-scorers are for --backend ray"):
+        _cli(["worker", "--db", str(tmp_path), "--address", "local"])
     with pytest.raises(SeamError, match="--poll must be a positive"):
         _cli(["worker", "--db", str(tmp_path), "--poll", "0"])
     with pytest.raises(SystemExit):
