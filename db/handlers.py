@@ -115,7 +115,17 @@ def _score(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     return score_job(ctx, payload)
 
 
+def _negatives(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    from .handlers_negatives import negatives_job
+
+    return negatives_job(ctx, payload)
+
+
+from .handlers_ui import KINDS as UI_KINDS  # noqa: E402
+
 BUILTIN_KINDS: dict[str, Handler] = {
     "synthetic-score": synthetic_score,
     "score": _score,
+    "negatives": _negatives,
+    **UI_KINDS,  # validate-model, generate-samples, embed-map (db/handlers_ui.py)
 }
