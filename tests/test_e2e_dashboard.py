@@ -77,6 +77,13 @@ def page(browser):
     ctx.close()
 
 
+def wait_idle(pg) -> None:  # noqa: ANN001
+    """Wait until Streamlit is not rerunning the script and the shortcut buttons are live."""
+    pg.wait_for_timeout(250)
+    pg.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30000)
+    pg.get_by_role("button", name=re.compile("Response 1 is better")).first.wait_for(state="visible")
+
+
 def metric(pg, label: str) -> str:  # noqa: ANN001
     box = pg.locator('[data-testid="stMetric"]').filter(has_text=label).first
     return box.inner_text()
@@ -126,6 +133,7 @@ def test_annotate_five_pairs_with_the_keyboard(served, page):
     page.get_by_role("heading", name="Annotate").click()  # focus off the text box, so keys reach the shortcuts
     before = metric(page, "RM-vs-human mismatch")
     for n, key in enumerate("12121", start=1):
+        wait_idle(page)  # a key pressed while the app reruns can be lost
         page.keyboard.press(key)
         page.wait_for_function(
             "n => [...document.querySelectorAll('[data-testid=\"stMetric\"]')]"
