@@ -68,8 +68,11 @@ def run_engine(pm_dir, rm_dir, rows, dtype: str, batch_tokens: int):
     from seam.models.loading import load_pm, load_rm
     from seam.score.pipeline import ScoreConfig, SeamScorer
 
+    import torch
+
     t0 = time.perf_counter()
     pm = load_pm(pm_dir, device="cpu", dtype=dtype)
+    torch.manual_seed(0)  # a backbone without a score head gets the same random head in both runs
     rm = load_rm(rm_dir, device="cpu", dtype=dtype)
     t_load = time.perf_counter() - t0
     inst = pd.DataFrame({"id": [r[0] for r in rows], "prompt": [r[1] for r in rows], "chosen": [r[2] for r in rows]})
@@ -86,8 +89,11 @@ def run_baseline(pm_dir, rm_dir, rows, dtype: str):
     from seam.models.reference import pm_logprob_plain, rm_reward_plain
     from seam.models.templates import get_template
 
+    import torch
+
     t0 = time.perf_counter()
     pm = load_pm(pm_dir, device="cpu", dtype=dtype)
+    torch.manual_seed(0)  # same random score head as the engine's run
     rm = load_rm(rm_dir, device="cpu", dtype=dtype)
     t_load = time.perf_counter() - t0
     tpl = get_template("stackllama")
