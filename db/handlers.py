@@ -122,10 +122,12 @@ def _negatives(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 from .handlers_ui import KINDS as UI_KINDS  # noqa: E402
+from .handlers_runs import KINDS as RUNS_KINDS  # noqa: E402
 
 BUILTIN_KINDS: dict[str, Handler] = {
     "synthetic-score": synthetic_score,
     "score": _score,
     "negatives": _negatives,
     **UI_KINDS,  # validate-model, generate-samples, embed-map (db/handlers_ui.py)
+    **RUNS_KINDS,  # filter-ppo, augment-ppo (db/handlers_runs.py)
 }
