@@ -5,7 +5,6 @@ stops, and bad input is a one-line error."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd

@@ -35,8 +35,8 @@ _DESCRIPTIONS = {
 }
 
 _EXAMPLES = {
-    "filter": ("seam experiment filter --project demo-project --seeds 0 1 --ppo-steps 12 --ppo-batch-size 8 \\",
-               "    --response-length 24 --lora --n-eval 40 --out runs/exp-filter",
+    "filter": ("seam experiment filter --project demo-project --seeds 0 1 --ppo-steps 8 --ppo-batch-size 8 \\",
+               "    --ppo-epochs 1 --response-length 24 --lora --ppo-learning-rate 1e-4 --dtype bfloat16 --threads 1",
                "seam experiment filter --rl rl.jsonl --scores seam.jsonl --pm models/pm --rm models/rm --eval test.jsonl \\",
                "    --arms full seam:llm random --p 0.2 --seeds 0 1 2 --ppo-config ppo.yaml --out runs/exp"),
     "augment": ("seam experiment augment --project demo-project --seeds 0 --sft-steps 20 --rm-steps 40 \\",
