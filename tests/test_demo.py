@@ -77,3 +77,35 @@ def test_auroc_hand_computed():
 def test_top_fraction():
     mask = top_fraction_mask(np.array([5.0, 1.0, 4.0, 3.0, 2.0]), 0.4)
     assert mask.tolist() == [True, False, True, False, False]
+
+
+def test_demo_serves_the_dashboard(demo_dir):
+    """`seam demo` without --no-serve reuses the build and serves the dashboard on 127.0.0.1."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "seam", "demo", "--tiny", "--dir", str(demo_dir), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, ok = time.time() + 90, False
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                    ok = r.status == 200
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert ok, proc.stdout.read() if proc.poll() is not None else "dashboard did not answer"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -49,9 +49,10 @@ def run(args) -> int:
     print(f"validation report: {root / 'report' / 'validation.md'}")
     if args.no_serve:
         return 0
-    from .serve import serve
+    from app.server import ServeConfig, serve
 
-    return serve(db=str(root), host=args.host, port=args.port)
+    print(f"serving the dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)")
+    return serve(ServeConfig(db=str(root), host=args.host, port=args.port, worker=True, quiet=False))
 
 
 def load_into_store(root: Path, cfg) -> dict:
