@@ -256,60 +256,54 @@ def _load_adapter(model, adapter: str | Path | None, flag: str, allow_pickle: bo
     return model.merge_and_unload()
 
 
-def load_pm(path, adapter=None, device="auto", dtype="auto", allow_pickle=False, flag="--pm") -> LoadedModel:
-    """Policy model as a causal LM."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+def _load(role: str, auto_cls, path, adapter, device, dtype, allow_pickle, flag, prepare_config, not_loadable: str
+          ) -> LoadedModel:
+    """The loading steps PM and RM share; `prepare_config(config, tok, folder)` checks and adapts the config."""
+    from transformers import AutoConfig
 
     folder = resolve_checkpoint(path, flag, allow_pickle)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     tok = load_tokenizer(folder, flag)
     config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+    prepare_config(config, tok, folder)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = AutoModelForCausalLM.from_pretrained(
-                str(folder), config=config, dtype=torch_dtype, trust_remote_code=False,
-                use_safetensors=None if allow_pickle else True,
-            )
+            model = auto_cls.from_pretrained(str(folder), config=config, dtype=torch_dtype, trust_remote_code=False,
+                                             use_safetensors=None if allow_pickle else True)
     except ValueError as exc:
-        raise SeamError(f"{flag} {folder}: not a causal language model ({exc}); pass a decoder checkpoint for the PM") from exc
-    model = _load_adapter(model, adapter, flag.replace("--pm", "--pm-adapter"), allow_pickle)
+        raise SeamError(f"{flag} {folder}: {not_loadable.format(exc=exc)}") from exc
+    model = _load_adapter(model, adapter, f"{flag}-adapter", allow_pickle)
     model.to(dev).eval()
-    return LoadedModel(model, tok, "pm", Path(path), fingerprint(folder, adapter), Path(adapter) if adapter else None,
+    return LoadedModel(model, tok, role, Path(path), fingerprint(folder, adapter), Path(adapter) if adapter else None,
                        {"device": dev, "dtype": str(torch_dtype).replace("torch.", "")})
+
+
+def load_pm(path, adapter=None, device="auto", dtype="auto", allow_pickle=False, flag="--pm") -> LoadedModel:
+    """Policy model as a causal LM."""
+    from transformers import AutoModelForCausalLM
+
+    return _load("pm", AutoModelForCausalLM, path, adapter, device, dtype, allow_pickle, flag,
+                 lambda config, tok, folder: None,
+                 "not a causal language model ({exc}); pass a decoder checkpoint for the PM")
 
 
 def load_rm(path, adapter=None, device="auto", dtype="auto", allow_pickle=False, flag="--rm") -> LoadedModel:
     """Reward model as a sequence classifier with exactly one label (its logit is the reward)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
-    folder = resolve_checkpoint(path, flag, allow_pickle)
-    dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
-    tok = load_tokenizer(folder, flag)
-    config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
-    is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
-    if is_classifier and config.num_labels != 1:
-        raise SeamError(f"{flag} {folder}: the classifier has {config.num_labels} labels; a reward model needs exactly 1 (a scalar score)")
-    if not is_classifier:
-        # A causal LM backbone as RM: a fresh, random score head (useful for timing, not for judging).
-        warnings.warn(f"{folder} is not a sequence classifier; its reward head is randomly initialised", stacklevel=2)
-    config.num_labels = 1
-    if config.pad_token_id is None:
-        config.pad_token_id = tok.pad_token_id
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = AutoModelForSequenceClassification.from_pretrained(
-                str(folder), config=config, dtype=torch_dtype, trust_remote_code=False,
-                use_safetensors=None if allow_pickle else True,
-            )
-    except ValueError as exc:
-        raise SeamError(f"{flag} {folder}: cannot load as a sequence classifier ({exc}); pass a reward-model checkpoint") from exc
-    model = _load_adapter(model, adapter, flag.replace("--rm", "--rm-adapter"), allow_pickle)
-    model.to(dev).eval()
-    return LoadedModel(model, tok, "rm", Path(path), fingerprint(folder, adapter), Path(adapter) if adapter else None,
-                       {"device": dev, "dtype": str(torch_dtype).replace("torch.", "")})
+    def prepare(config, tok, folder) -> None:
+        is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+        if is_classifier and config.num_labels != 1:
+            raise SeamError(f"{flag} {folder}: the classifier has {config.num_labels} labels; "
+                            "a reward model needs exactly 1 (a scalar score)")
+        if not is_classifier:
+            # A causal LM backbone as RM: a fresh, random score head (useful for timing, not for judging).
+            warnings.warn(f"{folder} is not a sequence classifier; its reward head is randomly initialised", stacklevel=3)
+        config.num_labels = 1
+        if config.pad_token_id is None:
+            config.pad_token_id = tok.pad_token_id
+
+    return _load("rm", AutoModelForSequenceClassification, path, adapter, device, dtype, allow_pickle, flag, prepare,
+                 "cannot load as a sequence classifier ({exc}); pass a reward-model checkpoint")
