@@ -115,22 +115,39 @@ class Encoder:
         return out  # type: ignore[return-value]
 
 
+def pack_sorted(lengths: Sequence[int], budget: int, call_cost: int = 256, extra: int = 0) -> list[int]:
+    """Cut points that split ascending `lengths` into batches with the least padding.
+
+    A batch of rows i..j-1 costs (j - i) * lengths[j-1] padded tokens plus `call_cost`, a model
+    call's fixed overhead counted in tokens; batches also keep rows * (longest + extra) <= budget
+    (one row always fits). Exact dynamic programme over the sorted order, vectorised per end point.
+    Returns the end index of every batch (the last is len(lengths)).
+    """
+    L = np.asarray(lengths, dtype=np.int64)
+    n = len(L)
+    if n == 0:
+        return []
+    best = np.zeros(n + 1, dtype=np.float64)
+    cut = np.zeros(n + 1, dtype=np.int64)
+    for j in range(1, n + 1):
+        rows_max = max(1, budget // max(int(L[j - 1]) + extra, 1))
+        i = np.arange(max(0, j - rows_max), j)
+        cost = best[i] + (j - i) * L[j - 1] + call_cost
+        k = int(np.argmin(cost))
+        best[j], cut[j] = cost[k], i[k]
+    ends, j = [], n
+    while j > 0:
+        ends.append(j)
+        j = int(cut[j])
+    return ends[::-1]
+
+
 def _token_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
-    """Indices sorted by length, grouped so that batch_size * max_len <= budget (at least one per batch)."""
+    """Indices sorted by length, grouped so that batch_size * max_len <= budget, with little padding."""
     order = np.argsort(np.asarray(lengths), kind="stable")
-    batches, cur, cur_max = [], [], 0
-    for i in order:
-        L = int(lengths[i])
-        new_max = max(cur_max, L)
-        if cur and new_max * (len(cur) + 1) > budget:
-            batches.append(cur)
-            cur, cur_max = [], 0
-            new_max = L
-        cur.append(int(i))
-        cur_max = new_max
-    if cur:
-        batches.append(cur)
-    return batches
+    ends = pack_sorted(np.asarray(lengths)[order], budget)
+    starts = [0] + ends[:-1]
+    return [[int(i) for i in order[a:b]] for a, b in zip(starts, ends)]
 
 
 def _pad(seqs: Sequence[Sequence[int]], pad_id: int, device) -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -161,10 +178,13 @@ class _PrefixRunner:
 
     For each group (one prompt), the prefix is the longest common token prefix of its sequences,
     capped so every sequence keeps >= 1 suffix token and no requested position lies before the
-    prefix's last token. The prefix is run once (batched across groups, right-padded); its
-    key/value cache is gathered per sequence and reused while the suffixes run. For each sequence,
-    `need(i)` names the positions whose final hidden states are wanted; they are handed, with row
-    ids, to `consume(rows, seq_index, hidden)` batch by batch.
+    prefix's last token. Groups are taken in windows (sorted by prefix length, at most
+    `batch_tokens` prefix tokens each); a window's prefixes run in one call and their key/value
+    caches stay while the window's suffixes run. Suffixes are sorted by their own length across
+    the whole window and packed under the token budget, so rows of one batch come from many
+    prompts and padding stays small; each row gathers its prompt's cached keys/values. For each
+    sequence, `need(i)` names the positions whose final hidden states are wanted; they are handed,
+    with row ids, to `consume(rows, seq_index, hidden, suffix_ids, cols)` batch by batch.
     """
 
     def __init__(self, decoder, pad_id: int, device, batch_tokens: int):
@@ -172,6 +192,8 @@ class _PrefixRunner:
         self.pad_id = pad_id
         self.device = device
         self.batch_tokens = batch_tokens
+        # a model call's fixed cost in tokens: small on a CPU (compute-bound), larger on a GPU
+        self.call_cost = 256 if str(device).startswith("cpu") else 2048
 
     @staticmethod
     def groups(prompts: Sequence[str], enc: Sequence[Encoded], need: Sequence[np.ndarray]) -> list[_Group]:
@@ -192,67 +214,69 @@ class _PrefixRunner:
             out.append(_Group(items, max(plen, 1)))
         return out
 
-    def batches(self, groups: list[_Group], enc: Sequence[Encoded]):
-        """Lists of (group, item indices) whose padded size (rows x full width) stays under the budget."""
-        pieces = []
-        for g in groups:
-            cur: list[int] = []
-            for i in sorted(g.items, key=lambda i: len(enc[i].ids)):
-                if cur and len(enc[i].ids) * (len(cur) + 1) > self.batch_tokens:
-                    pieces.append((g, cur))
-                    cur = []
-                cur.append(i)
-            if cur:
-                pieces.append((g, cur))
-        pieces.sort(key=lambda p: (len(enc[p[1][-1]].ids), p[0].prefix_len))
-        batch, rows, width = [], 0, 0
-        for piece in pieces:
-            w = len(enc[piece[1][-1]].ids)
-            if batch and (rows + len(piece[1])) * max(width, w) > self.batch_tokens:
-                yield batch
-                batch, rows, width = [], 0, 0
-            batch.append(piece)
-            rows, width = rows + len(piece[1]), max(width, w)
-        if batch:
-            yield batch
+    def windows(self, groups: list[_Group]):
+        """Groups sorted by prefix length, cut so that rows x longest prefix stays under the budget."""
+        window, width = [], 0
+        for g in sorted(groups, key=lambda g: g.prefix_len):
+            if window and (len(window) + 1) * max(width, g.prefix_len) > self.batch_tokens:
+                yield window
+                window, width = [], 0
+            window.append(g)
+            width = max(width, g.prefix_len)
+        if window:
+            yield window
 
-    def run(self, batch, enc: Sequence[Encoded], need: Sequence[np.ndarray], consume) -> None:
+    def run(self, window: list[_Group], enc: Sequence[Encoded], need: Sequence[np.ndarray], consume,
+            progress: ProgressFn | None = None) -> None:
+        import torch
+
+        dev = self.device
+        # 1) the window's prefixes, once each: [G, Pmax] (sorted by length, so little padding)
+        p_ids, p_mask = _pad([enc[g.items[0]].ids[: g.prefix_len] for g in window], self.pad_id, dev)
+        G = p_ids.shape[0]
+        p_pos = torch.arange(p_ids.shape[1], device=dev).unsqueeze(0).expand(G, -1)
+        out = self.decoder(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True)
+        plens = np.array([g.prefix_len for g in window], dtype=np.int64)
+        p_len = torch.as_tensor(plens, device=dev)
+        h_last = out.last_hidden_state[torch.arange(G, device=dev), p_len - 1]  # [G, d]
+        legacy = out.past_key_values.to_legacy_cache()
+        del out
+        # 2) every suffix of the window, sorted by suffix length and packed with the least padding
+        owner = sorted(((gi, i) for gi, g in enumerate(window) for i in g.items),
+                       key=lambda x: len(enc[x[1]].ids) - plens[x[0]])
+        s_len = [len(enc[i].ids) - plens[gi] for gi, i in owner]
+        start = 0
+        # the budget bounds rows x (suffix + the window's longest prefix): attention spans both
+        for end in pack_sorted(s_len, self.batch_tokens, self.call_cost, extra=int(plens.max())):
+            self._run_suffixes(owner[start:end], window, plens, p_len, p_mask, h_last, legacy, enc, need, consume)
+            if progress:
+                progress(end - start)
+            start = end
+
+    def _run_suffixes(self, rows, window, plens, p_len, p_mask, h_last, legacy, enc, need, consume) -> None:
         import torch
         from transformers import DynamicCache
 
         dev = self.device
-        # 1) prefixes, once per piece: [G, Pmax]
-        p_ids, p_mask = _pad([enc[items[0]].ids[: g.prefix_len] for g, items in batch], self.pad_id, dev)
-        G, Pmax = p_ids.shape
-        p_pos = torch.arange(Pmax, device=dev).unsqueeze(0).expand(G, -1)
-        out = self.decoder(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True)
-        p_len = torch.tensor([g.prefix_len for g, _ in batch], device=dev)
-        h_last = out.last_hidden_state[torch.arange(G, device=dev), p_len - 1]  # [G, d]
-        legacy = out.past_key_values.to_legacy_cache()
-        del out
-        # 2) suffixes, each attending to its prefix's cached keys/values: [N, Smax]
-        gidx, suffixes, flat = [], [], []
-        for gi, (g, items) in enumerate(batch):
-            for i in items:
-                gidx.append(gi)
-                suffixes.append(enc[i].ids[g.prefix_len:])
-                flat.append(i)
-        gsel = torch.tensor(gidx, device=dev)
-        s_ids, s_mask = _pad(suffixes, self.pad_id, dev)
+        gidx = [gi for gi, _ in rows]
+        flat = [i for _, i in rows]
+        gsel = torch.as_tensor(gidx, device=dev)
+        pw = int(plens[gidx].max())  # prefix columns these rows need (right padding beyond is dropped)
+        s_ids, s_mask = _pad([enc[i].ids[window[gi].prefix_len:] for gi, i in rows], self.pad_id, dev)
         Smax = s_ids.shape[1]
-        cache = DynamicCache.from_legacy_cache(tuple((k.index_select(0, gsel), v.index_select(0, gsel)) for k, v in legacy))
-        del legacy
-        mask = torch.cat([p_mask.index_select(0, gsel), s_mask], dim=1)
+        cache = DynamicCache.from_legacy_cache(
+            tuple((k.index_select(0, gsel)[:, :, :pw], v.index_select(0, gsel)[:, :, :pw]) for k, v in legacy))
+        mask = torch.cat([p_mask.index_select(0, gsel)[:, :pw], s_mask], dim=1)
         s_pos = p_len.index_select(0, gsel).unsqueeze(1) + torch.arange(Smax, device=dev).unsqueeze(0)
         hs = self.decoder(input_ids=s_ids, attention_mask=mask, position_ids=s_pos, past_key_values=cache,
                           use_cache=False).last_hidden_state  # [N, Smax, d]
         del cache
         # 3) hidden state at position q: column q - (P - 1) of [h_last, hs]
         full = torch.cat([h_last.index_select(0, gsel).unsqueeze(1), hs], dim=1)
-        rows = np.concatenate([np.full(len(need[i]), r) for r, i in enumerate(flat)])
-        cols = np.concatenate([need[i] - (batch[gidx[r]][0].prefix_len - 1) for r, i in enumerate(flat)])
-        rows_t = torch.as_tensor(rows, device=dev)
-        cols_t = torch.as_tensor(cols, device=dev)
+        r_np = np.concatenate([np.full(len(need[i]), r) for r, i in enumerate(flat)])
+        c_np = np.concatenate([need[i] - (plens[gi] - 1) for gi, i in rows])
+        rows_t = torch.as_tensor(r_np, device=dev)
+        cols_t = torch.as_tensor(c_np, device=dev)
         consume(rows_t, flat, full[rows_t, cols_t], s_ids, cols_t)
 
 
@@ -315,10 +339,8 @@ class RewardScorer:
                 def consume(rows_t, flat, hidden, _ids, _cols):
                     rewards[flat] = self._head(hidden)[:, 0].float().cpu().numpy()
 
-                for batch in runner.batches(runner.groups([k[0] for k in uniq], enc, need), enc):
-                    runner.run(batch, enc, need, consume)
-                    if progress:
-                        progress(sum(len(items) for _, items in batch))
+                for window in runner.windows(runner.groups([k[0] for k in uniq], enc, need)):
+                    runner.run(window, enc, need, consume, progress)
         index = {k: i for i, k in enumerate(uniq)}
         return rewards[[index[k] for k in keys]]
 
@@ -381,10 +403,8 @@ class PolicyScorer:
             sums[flat] = per_row.cpu().numpy()
 
         with torch.inference_mode():
-            for batch in runner.batches(runner.groups([k[0] for k in uniq], enc, need), enc):
-                runner.run(batch, enc, need, consume)
-                if progress:
-                    progress(sum(len(items) for _, items in batch))
+            for window in runner.windows(runner.groups([k[0] for k in uniq], enc, need)):
+                runner.run(window, enc, need, consume, progress)
         index = {k: i for i, k in enumerate(uniq)}
         sel = [index[k] for k in keys]
         return sums[sel], counts[sel], trunc[sel]
