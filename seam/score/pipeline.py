@@ -112,12 +112,13 @@ class SeamScorer:
             prompt_of = dict(zip(chunk["id"], chunk["prompt"]))
             gold_of = dict(zip(chunk["id"], chunk["chosen"]))
             n_prompts = [prompt_of[i] for i in cn["id"]]
-            # RM: every gold once, then every negative
+            # RM: every gold once and every negative, in one call so each prompt is encoded once
             golds = [i for i in ids if i in by_id]
-            rm_gold = self.rm_scorer.score([prompt_of[i] for i in golds], [gold_of[i] for i in golds],
-                                           progress=lambda n: tick(n, "RM gold"))
-            rm_gold_of = dict(zip(golds, rm_gold))
-            rm_neg = self.rm_scorer.score(n_prompts, cn["text"].tolist(), progress=lambda n: tick(n, "RM negatives"))
+            rm_all = self.rm_scorer.score([prompt_of[i] for i in golds] + n_prompts,
+                                          [gold_of[i] for i in golds] + cn["text"].tolist(),
+                                          progress=lambda n: tick(n, "RM gold + negatives"))
+            rm_gold_of = dict(zip(golds, rm_all[:len(golds)]))
+            rm_neg = rm_all[len(golds):]
             lp, tok, _ = self.pm_scorer.score(n_prompts, cn["text"].tolist(), progress=lambda n: tick(n, "PM negatives"))
             det = details_frame(cn["id"].tolist(), cn["variant"].tolist(), cn["neg_index"].to_numpy(),
                                 [rm_gold_of[i] for i in cn["id"]], rm_neg, lp, tok, cfg.weighting)
