@@ -111,6 +111,19 @@ def run_baseline(pm_dir, rm_dir, rows, dtype: str):
     return {k: np.asarray(v) for k, v in out.items()}, t_load, t_score
 
 
+def _token_work(tokenizer, groups, eos: int) -> tuple[int, int]:
+    """(tokens of every text in full, tokens the engine saves by running each prompt's shared prefix once)."""
+    full = saved = 0
+    for prompt, responses in groups:
+        seqs = [tokenizer(f"Question: {prompt}\n\nAnswer: {r}")["input_ids"] for r in responses]
+        full += sum(len(x) + eos for x in seqs)
+        lcp = min(len(x) for x in seqs) - 1
+        for x in seqs[1:]:
+            lcp = next((k for k in range(lcp) if x[k] != seqs[0][k]), lcp)
+        saved += lcp * (len(seqs) - 1)
+    return full, saved
+
+
 def bench_case(name, pm_dir, rm_dir, rows, dtype, batch_tokens):
     import torch
 
@@ -125,12 +138,18 @@ def bench_case(name, pm_dir, rm_dir, rows, dtype, batch_tokens):
     eps, ell, term = negative_terms(base["rm_gold"], base["rm_neg"], base["pm_logprob_sum"], base["pm_tokens"])
     base.update(epsilon=eps, pm_logprob_mean=ell, term=term)
     diffs = {k: float(np.abs(det[k].to_numpy(dtype=np.float64) - base[k]).max()) for k in base}
-    # tokens processed by the baseline (every text in full) -- the work both do, as a common unit
-    tok_pm = sum(len(pm.tokenizer(f"Question: {p}\n\nAnswer: {t}")["input_ids"]) + 1 for _, p, _, ns in rows for t in ns)
-    tok_rm = tok_pm - len(det) + sum(len(rm.tokenizer(f"Question: {p}\n\nAnswer: {g}")["input_ids"]) for _, p, g, _ in rows)
-    tokens = tok_pm + tok_rm
-    flops = 2 * (nonembedding_params(pm.model) * tok_pm + nonembedding_params(rm.model) * tok_rm)
-    flops += 2 * pm.model.config.hidden_size * pm.model.config.vocab_size * int(det["pm_tokens"].sum())
+    # tokens/s: tokens of every text in full for both models (the work the baseline does), as a
+    # common unit. FLOP/s: each method's own useful work (padding not counted): the baseline runs
+    # every text in full and the PM's LM head at every position; the engine runs each prompt's
+    # shared prefix once, every response suffix, and the LM head only at scored tokens.
+    full_pm, pre_pm = _token_work(pm.tokenizer, [(p, ns) for _, p, _, ns in rows], eos=1)
+    full_rm, pre_rm = _token_work(rm.tokenizer, [(p, [g, *ns]) for _, p, g, ns in rows], eos=0)
+    tokens = full_pm + full_rm
+    scored = int(det["pm_tokens"].sum())
+    p_pm, p_rm = nonembedding_params(pm.model), nonembedding_params(rm.model)
+    head = 2 * pm.model.config.hidden_size * pm.model.config.vocab_size
+    flops_base = 2 * (p_pm * full_pm + p_rm * full_rm) + head * full_pm
+    flops_engine = 2 * (p_pm * (full_pm - pre_pm) + p_rm * (full_rm - pre_rm)) + head * scored
     tdtype = getattr(torch, dtype)
     peak = matmul_peak(tdtype)
     e_total, b_total = e_load + e_score, b_load + b_score
@@ -140,8 +159,9 @@ def bench_case(name, pm_dir, rm_dir, rows, dtype, batch_tokens):
         "baseline_s": round(b_total, 2), "baseline_score_s": round(b_score, 2),
         "speedup_total": round(b_total / e_total, 2), "speedup_scoring": round(b_score / e_score, 2),
         "engine_tokens_per_s": round(tokens / e_score), "baseline_tokens_per_s": round(tokens / b_score),
-        "engine_flops_frac_of_peak": round(flops / e_score / peak, 3),
-        "baseline_flops_frac_of_peak": round(flops / b_score / peak, 3),
+        "engine_flops_frac_of_peak": round(flops_engine / e_score / peak, 3),
+        "baseline_flops_frac_of_peak": round(flops_base / b_score / peak, 3),
+        "flops_ratio_baseline_over_engine": round(flops_base / flops_engine, 2),
         "matmul_peak_gflops": round(peak / 1e9, 1),
         "max_abs_diff": {k: float(f"{v:.3g}") for k, v in diffs.items()},
     }
@@ -187,12 +207,13 @@ def main(argv=None) -> int:
                     r = bench_case(model, pm_dir, rm_dir, rows, dtype, args.batch_tokens)
                 print(json.dumps(r), flush=True)
                 results.append(r)
-    print("\n| model | dtype | negatives | baseline s | engine s | speed-up (total) | speed-up (scoring) | engine tok/s | engine FLOP/s / peak | max abs diff (logprob sum, reward) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| model | dtype | negatives | baseline s | engine s | speed-up (total) | speed-up (scoring) | engine tok/s | FLOP/s / peak: baseline, engine | FLOPs baseline / engine | max abs diff (logprob sum, reward) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         d = r["max_abs_diff"]
         print(f"| {r['case']} | {r['dtype']} | {r['negatives']} | {r['baseline_s']} | {r['engine_s']} | {r['speedup_total']}x | "
-              f"{r['speedup_scoring']}x | {r['engine_tokens_per_s']} | {r['engine_flops_frac_of_peak']:.1%} | "
+              f"{r['speedup_scoring']}x | {r['engine_tokens_per_s']} | {r['baseline_flops_frac_of_peak']:.0%}, "
+              f"{r['engine_flops_frac_of_peak']:.0%} | {r['flops_ratio_baseline_over_engine']}x | "
               f"{d['pm_logprob_sum']:.2g}, {d['rm_neg']:.2g} |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

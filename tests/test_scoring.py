@@ -113,3 +113,66 @@ def test_bfloat16_close_to_float32(tiny_models):
     b, t2, _ = PolicyScorer(pm16, tpl).score(prompts, responses)
     assert (t1 == t2).all()
     assert np.abs(a - b).max() / np.abs(a).max() < 0.05
+
+
+def _brute_best(lengths, budget, call_cost):
+    """Least total cost over every split of the sorted lengths into contiguous batches."""
+    n = len(lengths)
+    best = [0.0] + [float("inf")] * n
+    for j in range(1, n + 1):
+        for i in range(j):
+            if j - i == 1 or (j - i) * lengths[j - 1] <= budget:
+                best[j] = min(best[j], best[i] + (j - i) * lengths[j - 1] + call_cost)
+    return best[n]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pack_sorted_is_least_padding(seed):
+    from seam.models.scoring import pack_sorted
+
+    rng = np.random.default_rng(seed)
+    lengths = sorted(rng.integers(1, 40, rng.integers(1, 12)).tolist())
+    budget, call_cost = int(rng.integers(30, 200)), int(rng.choice([0, 4, 64]))
+    ends = pack_sorted(lengths, budget, call_cost)
+    assert ends[-1] == len(lengths) and ends == sorted(set(ends))
+    starts = [0] + ends[:-1]
+    cost = 0
+    for a, b in zip(starts, ends):
+        assert b - a == 1 or (b - a) * lengths[b - 1] <= budget
+        cost += (b - a) * lengths[b - 1] + call_cost
+    assert cost == _brute_best(lengths, budget, call_cost)
+    assert pack_sorted([], 10) == []
+
+
+def test_pack_sorted_extra_columns_count_in_the_budget():
+    from seam.models.scoring import pack_sorted
+
+    ends = pack_sorted([10] * 6, budget=60, call_cost=1000, extra=20)
+    starts = [0] + ends[:-1]
+    assert all((b - a) * (10 + 20) <= 60 for a, b in zip(starts, ends)) and ends[-1] == 6
+
+
+def test_scorers_use_grouped_query_attention_and_restore_the_model(tiny_loaded, monkeypatch):
+    """Under a mask the scorers run torch SDPA with enable_gqa (no key/value head copies), then put the model back."""
+    import torch
+
+    import seam.models.attention as att
+
+    pm, rm = tiny_loaded
+    assert pm.model.config.num_key_value_heads < pm.model.config.num_attention_heads  # the tiny model is GQA
+    seen = []
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(*a, **k):
+        seen.append(k.get("enable_gqa", False))
+        return real(*a, **k)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    prompts, responses = random_texts(3, seed=5)
+    PolicyScorer(pm, get_template("stackllama")).score(prompts, responses)
+    RewardScorer(rm, get_template("stackllama")).score(prompts, responses)
+    assert seen and all(seen)
+    assert pm.model.config._attn_implementation == "sdpa" and rm.model.config._attn_implementation == "sdpa"
+    with att.use_gqa_sdpa(pm.model):
+        assert pm.model.config._attn_implementation == att.NAME
+    assert pm.model.config._attn_implementation == "sdpa"

@@ -81,7 +81,7 @@ def register(sub) -> None:
     m.add_argument("--concurrency", type=int, default=4, metavar="N", help="openai: requests in flight (default 4)")
     m.add_argument("--max-retries", type=int, default=5, metavar="N", help="openai: retries on 429/5xx/timeouts (default 5)")
     m.add_argument("--max-rounds", type=int, default=2, metavar="N", help="ask again while fewer than k distinct answers (default 2)")
-    m.add_argument("--batch-size", type=int, default=16, metavar="N", help="local: sequences per generate call (default 16)")
+    m.add_argument("--batch-size", type=int, default=32, metavar="N", help="local: sequences per generate call (default 32)")
     m.add_argument("--device", default="auto", help="local: auto | cpu | cuda")
     m.add_argument("--dtype", default="auto", help="local: auto | float32 | bfloat16 | float16")
     m.add_argument("--seed", type=int, default=0, help="rules/local: seed (default 0)")

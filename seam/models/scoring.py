@@ -362,12 +362,15 @@ class PolicyScorer:
     """log P_PM(response | prompt) summed over scored tokens, and the token count T."""
 
     def __init__(self, loaded, template: Template, max_prompt_tokens=None, max_response_tokens=None,
-                 batch_tokens: int = 16384, logit_rows: int = 256):
+                 batch_tokens: int = 16384, logit_rows: int | None = None):
         self.lm = loaded
         self.encoder = Encoder(loaded.tokenizer, template, _max_len(loaded.model, loaded.tokenizer),
                                 max_prompt_tokens, max_response_tokens, append_eos=True)
         self.batch_tokens = batch_tokens
-        self.logit_rows = logit_rows
+        vocab = int(getattr(loaded.model.config, "vocab_size", 0) or 32000)
+        # rows of logits at a time: ~64M floats (256 MB in float32) at most, 1024 rows at most; wider
+        # products run nearer the matmul peak than 256-row slices (+20% for SmolLM2's 49k vocabulary)
+        self.logit_rows = logit_rows or int(min(1024, max(64, (1 << 26) // vocab)))
         self.truncated = 0
         model = loaded.model
         self._head = model.get_output_embeddings()

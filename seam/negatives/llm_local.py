@@ -10,6 +10,7 @@ seeded RNG that is forked so the caller's global torch RNG state is left as it w
 from __future__ import annotations
 
 from ..errors import SeamError
+from ..models.attention import use_gqa_sdpa
 from .prompting import FLAWS, single_messages
 
 
@@ -52,7 +53,8 @@ class LocalBackend:
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         device = self.lm.device
         done = 0
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode(), \
+                use_gqa_sdpa(model):
             torch.manual_seed(cfg.seed * 1000 + round_)
             for a in range(0, len(order), cfg.batch_size):
                 batch = [jobs[j] for j in order[a:a + cfg.batch_size]]
