@@ -156,7 +156,9 @@ def serve(cfg: ServeConfig) -> int:
     def stop(signum, _frame):  # noqa: ANN001
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt, so `seam serve &` would not stop on `kill -INT`
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.wait_ready()
         worker_note = f"; worker pid {server.worker.pid}" if server.worker else "; no worker (--no-worker)"
@@ -172,5 +174,6 @@ def serve(cfg: ServeConfig) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         server.stop()

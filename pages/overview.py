@@ -7,7 +7,8 @@ import streamlit as st
 from app import ui
 from db import queries
 
-REPORT_FILES = ("validation.md", "validation.json")  # written by `seam demo` into the project folder
+REPORT_FILES = ("validation.md", "validation.json")
+REPORT_DIRS = ("report", ".")  # `seam demo` writes report/validation.md in the project folder
 
 store = ui.get_store()
 st.title("Overview")
@@ -62,10 +63,11 @@ else:
     st.dataframe(view, hide_index=True, width="stretch")
 
 st.subheader("Demo validation report")
-report = next((folder / name for name in REPORT_FILES if folder and (folder / name).is_file()), None)
+report = next((folder / d / name for d in REPORT_DIRS for name in REPORT_FILES
+               if folder and (folder / d / name).is_file()), None)
 if report is None:
     st.caption("No validation report in this project folder. `seam demo` writes one "
-               f"({' or '.join(REPORT_FILES)}): how well SEAM finds where the RM is truly wrong by the gold judge.")
+               f"(report/{' or '.join(REPORT_FILES)}): how well SEAM finds where the RM is truly wrong by the gold judge.")
 elif report.suffix == ".md":
     with st.container(border=True):
         st.markdown(report.read_text(encoding="utf-8"))

@@ -91,8 +91,10 @@ def test_demo_serves_the_dashboard(demo_dir):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # started the way a shell starts a background job (SIGINT ignored): SIGINT must still stop it all
     proc = subprocess.Popen([sys.executable, "-m", "seam", "demo", "--tiny", "--dir", str(demo_dir), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         deadline, ok = time.time() + 90, False
         while time.time() < deadline and proc.poll() is None:
@@ -103,9 +105,28 @@ def test_demo_serves_the_dashboard(demo_dir):
             except OSError:
                 time.sleep(0.5)
         assert ok, proc.stdout.read() if proc.poll() is not None else "dashboard did not answer"
-    finally:
         proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        assert proc.wait(timeout=30) == 0
+        with socket.socket() as probe:  # nothing listens on the port any more: the server child is gone
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # allow TIME_WAIT, not a listener
+            probe.bind(("127.0.0.1", port))
+    finally:
+        if proc.poll() is None:
             proc.kill()
+
+
+def test_demo_overview_shows_the_validation_report(demo_dir, monkeypatch):
+    """The Overview page of the demo project shows the report `seam demo` wrote (report/validation.md)."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SEAM_DB", str(demo_dir))
+    page = Path(__file__).resolve().parents[1] / "pages" / "overview.py"
+    at = AppTest.from_file(str(page), default_timeout=60).run()
+    assert not at.exception
+    shown = " ".join(m.value for m in at.markdown)
+    report = json.loads((demo_dir / "report" / "validation.json").read_text())
+    assert "SEAM validation on the demo world" in shown
+    assert f"Instructions: {report['n']}" in shown
+    assert not any("No validation report" in c.value for c in at.caption)
