@@ -310,8 +310,10 @@ def _validation(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
     tpl = get_template("stackllama")
     prompt_of = dict(zip(inst["id"], inst["prompt"]))
     rs = RewardScorer(rm, tpl, batch_tokens=cfg.batch_tokens)
-    r_gold = rs.score(inst["prompt"].tolist(), inst["chosen"].tolist())
-    r_probe = rs.score([prompt_of[i] for i in probes["id"]], probes["text"].tolist())
+    # golds and probes in one pass: each prompt is encoded once for all its texts
+    r_all = rs.score(inst["prompt"].tolist() + [prompt_of[i] for i in probes["id"]],
+                     inst["chosen"].tolist() + probes["text"].tolist())
+    r_gold, r_probe = r_all[:len(inst)], r_all[len(inst):]
     lp, tok, _ = PolicyScorer(pm, tpl, batch_tokens=cfg.batch_tokens).score(inst["prompt"].tolist(), inst["chosen"].tolist())
     details = pd.read_parquet(paths.details)
     report = validation_report(
