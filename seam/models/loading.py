@@ -239,7 +239,12 @@ def load_tokenizer(folder: Path, flag: str):
     return tok
 
 
-def _load_adapter(model, adapter: str | Path | None, flag: str, allow_pickle: bool):
+def apply_adapter(model, adapter: str | Path | None, flag: str, allow_pickle: bool, trainable: bool = False):
+    """`model` with the PEFT adapter at `adapter` merged in (unchanged when `adapter` is None).
+
+    An SFT (causal-LM) adapter may be laid on the same backbone inside a classifier (an RM or value
+    model started from the SFT run). With `trainable`, the merged weights are left trainable
+    (loading an adapter freezes its base)."""
     if adapter is None:
         return model
     apath = Path(adapter)
@@ -247,18 +252,26 @@ def _load_adapter(model, adapter: str | Path | None, flag: str, allow_pickle: bo
         raise SeamError(f"{flag} {apath}: not a PEFT adapter folder (no adapter_config.json)")
     if not (apath / "adapter_model.safetensors").is_file() and not allow_pickle:
         raise SeamError(f"{flag} {apath}: adapter weights are not safetensors; convert them or pass --allow-pickle")
-    from peft import PeftModel
+    from peft import PeftConfig, PeftModel
 
     try:
-        model = PeftModel.from_pretrained(model, str(apath), is_trainable=False)
+        config = PeftConfig.from_pretrained(str(apath))
+        if config.task_type == "CAUSAL_LM" and not hasattr(model, "prepare_inputs_for_generation"):
+            config.task_type = None
+        merged = PeftModel.from_pretrained(model, str(apath), config=config, is_trainable=False).merge_and_unload()
     except Exception as exc:
-        raise SeamError(f"{flag} {apath}: cannot apply this adapter ({type(exc).__name__}: {exc}); check it was trained for this base model") from exc
-    return model.merge_and_unload()
+        raise SeamError(f"{flag} {apath}: cannot apply this adapter ({type(exc).__name__}: {exc}); "
+                        "check it was trained for this base model") from exc
+    if trainable:
+        for param in merged.parameters():
+            param.requires_grad_(True)
+    return merged
 
 
 def _load(role: str, auto_cls, path, adapter, device, dtype, allow_pickle, flag, prepare_config, not_loadable: str
           ) -> LoadedModel:
-    """The loading steps PM and RM share; `prepare_config(config, tok, folder)` checks and adapts the config."""
+    """The loading steps PM and RM share; `prepare_config(config, tok, folder)` checks and adapts the
+    config and may return facts for ``LoadedModel.info``."""
     from transformers import AutoConfig
 
     folder = resolve_checkpoint(path, flag, allow_pickle)
@@ -266,7 +279,7 @@ def _load(role: str, auto_cls, path, adapter, device, dtype, allow_pickle, flag,
     torch_dtype = resolve_dtype(dtype, dev)
     tok = load_tokenizer(folder, flag)
     config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
-    prepare_config(config, tok, folder)
+    extra = prepare_config(config, tok, folder) or {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -274,23 +287,32 @@ def _load(role: str, auto_cls, path, adapter, device, dtype, allow_pickle, flag,
                                              use_safetensors=None if allow_pickle else True)
     except ValueError as exc:
         raise SeamError(f"{flag} {folder}: {not_loadable.format(exc=exc)}") from exc
-    model = _load_adapter(model, adapter, f"{flag}-adapter", allow_pickle)
+    model = apply_adapter(model, adapter, f"{flag}-adapter", allow_pickle)
+    if getattr(model, "generation_config", None) is not None and model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tok.pad_token_id
     model.to(dev).eval()
-    return LoadedModel(model, tok, role, Path(path), fingerprint(folder, adapter), Path(adapter) if adapter else None,
-                       {"device": dev, "dtype": str(torch_dtype).replace("torch.", "")})
+    info = {"device": dev, "dtype": str(torch_dtype).replace("torch.", ""), **extra}
+    return LoadedModel(model, tok, role, Path(path), fingerprint(folder, adapter), Path(adapter) if adapter else None, info)
 
 
 def load_pm(path, adapter=None, device="auto", dtype="auto", allow_pickle=False, flag="--pm") -> LoadedModel:
     """Policy model as a causal LM."""
     from transformers import AutoModelForCausalLM
 
-    return _load("pm", AutoModelForCausalLM, path, adapter, device, dtype, allow_pickle, flag,
-                 lambda config, tok, folder: None,
-                 "not a causal language model ({exc}); pass a decoder checkpoint for the PM")
+    def prepare(config, tok, folder) -> None:
+        if config.pad_token_id is None:
+            config.pad_token_id = tok.pad_token_id
+
+    return _load("pm", AutoModelForCausalLM, path, adapter, device, dtype, allow_pickle, flag, prepare,
+                 "not a causal language model ({exc}); pass a decoder checkpoint")
 
 
-def load_rm(path, adapter=None, device="auto", dtype="auto", allow_pickle=False, flag="--rm") -> LoadedModel:
-    """Reward model as a sequence classifier with exactly one label (its logit is the reward)."""
+def load_rm(path, adapter=None, device="auto", dtype="auto", allow_pickle=False, flag="--rm",
+            warn_fresh_head: bool = True) -> LoadedModel:
+    """Reward model as a sequence classifier with exactly one label (its logit is the reward).
+
+    A causal-LM checkpoint gets a fresh, random score head (``info["fresh_head"]``): a warning for
+    scoring, the normal start for RM training (``warn_fresh_head=False``)."""
     from transformers import AutoModelForSequenceClassification
 
     def prepare(config, tok, folder) -> None:
@@ -298,12 +320,13 @@ def load_rm(path, adapter=None, device="auto", dtype="auto", allow_pickle=False,
         if is_classifier and config.num_labels != 1:
             raise SeamError(f"{flag} {folder}: the classifier has {config.num_labels} labels; "
                             "a reward model needs exactly 1 (a scalar score)")
-        if not is_classifier:
+        if not is_classifier and warn_fresh_head:
             # A causal LM backbone as RM: a fresh, random score head (useful for timing, not for judging).
             warnings.warn(f"{folder} is not a sequence classifier; its reward head is randomly initialised", stacklevel=3)
         config.num_labels = 1
         if config.pad_token_id is None:
             config.pad_token_id = tok.pad_token_id
+        return {"fresh_head": not is_classifier}
 
     return _load("rm", AutoModelForSequenceClassification, path, adapter, device, dtype, allow_pickle, flag, prepare,
                  "cannot load as a sequence classifier ({exc}); pass a reward-model checkpoint")

@@ -133,8 +133,8 @@ def _copy_model(src: Path, dst: Path) -> None:
 def _merged(path: str, adapter: str | None, role: str, dst: Path, allow_pickle: bool) -> Path:
     """A plain HF folder for (path, adapter): the PM folder itself / a copy of the RM, or a merged
     copy at `dst` when an adapter is given or `path` is a LoRA run folder."""
-    from ..models.loading import resolve_checkpoint
-    from .models import _merge_adapter, load_causal_lm, load_classifier, split_model_arg
+    from ..models.loading import apply_adapter, resolve_checkpoint
+    from .models import load_causal_lm, load_classifier, split_model_arg
 
     _, auto = split_model_arg(path, f"--{role}")
     if adapter is None and auto is None:
@@ -148,7 +148,7 @@ def _merged(path: str, adapter: str | None, role: str, dst: Path, allow_pickle: 
     else:
         tok, model = load_causal_lm(path, "--pm", allow_pickle)
     if adapter is not None:
-        model = _merge_adapter(model, Path(adapter), f"--{role}-adapter", allow_pickle)
+        model = apply_adapter(model, Path(adapter), f"--{role}-adapter", allow_pickle, trainable=True)
     model.save_pretrained(str(dst), safe_serialization=True)
     tok.save_pretrained(str(dst))
     return dst
