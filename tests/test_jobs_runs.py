@@ -19,15 +19,7 @@ PPO = {"steps": 2, "batch_size": 2, "ppo_epochs": 1, "response_length": 4, "lora
 EVAL = {"n_prompts": 4, "max_new_tokens": 4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine: one thread avoids thread contention (3x faster here)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 @pytest.fixture()
