@@ -152,12 +152,17 @@ def test_pack_sorted_extra_columns_count_in_the_budget():
     assert all((b - a) * (10 + 20) <= 60 for a, b in zip(starts, ends)) and ends[-1] == 6
 
 
-def test_scorers_use_grouped_query_attention_and_restore_the_model(tiny_loaded, monkeypatch):
-    """Under a mask the scorers run torch SDPA with enable_gqa (no key/value head copies), then put the model back."""
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_scorers_use_grouped_query_attention_and_restore_the_model(tiny_loaded, monkeypatch, fast):
+    """Under a mask the scorers run torch SDPA with enable_gqa (no key/value head copies), then put the model back.
+
+    Both forwards: the fast Llama-family path and transformers' own (SEAM_FAST_DECODER=0).
+    """
     import torch
 
     import seam.models.attention as att
 
+    monkeypatch.setenv("SEAM_FAST_DECODER", fast)
     pm, rm = tiny_loaded
     assert pm.model.config.num_key_value_heads < pm.model.config.num_attention_heads  # the tiny model is GQA
     seen = []

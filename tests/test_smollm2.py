@@ -69,3 +69,22 @@ def test_batched_equals_plain_on_smollm2(smol):
     assert (np.abs(lp - ref_sum) / np.abs(ref_sum)).max() < 1e-4
     # the real model prefers the right answer
     assert lp[0] / tok[0] > lp[2] / tok[2]
+
+
+def test_rewards_equal_plain_on_smollm2_backbone(smol_dir):
+    """SmolLM2 as an RM backbone (a seeded random score head): batched rewards equal one call per text."""
+    import torch
+
+    from seam.models.loading import load_rm
+    from seam.models.reference import rm_reward_plain
+    from seam.models.scoring import RewardScorer
+    from seam.models.templates import get_template
+
+    torch.manual_seed(0)
+    rm = load_rm(smol_dir, device="cpu", warn_fresh_head=False)
+    tpl = get_template("stackllama")
+    prompts = ["What is the capital of France?"] * 3 + ["Sort 5, 2 and 9."] * 2
+    responses = ["Paris.", "The capital of France is Paris.", "Lyon", "2, 5, 9.", "9, 5, 2."]
+    got = RewardScorer(rm, tpl, batch_tokens=256).score(prompts, responses)
+    ref = np.array([rm_reward_plain(rm.model, rm.tokenizer, tpl, p, r) for p, r in zip(prompts, responses)])
+    assert np.abs(got - ref).max() < 1e-4

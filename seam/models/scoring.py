@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import SeamError
 from .attention import use_gqa_sdpa
+from .fastpath import fast_decoder, layer_windows
 from .templates import Template
 
 ProgressFn = Callable[[int], None]  # called with the number of sequences just finished
@@ -215,10 +216,16 @@ class _PrefixRunner:
         return out
 
     def windows(self, groups: list[_Group]):
-        """Groups sorted by prefix length, cut so that rows x longest prefix stays under the budget."""
+        """Groups sorted by prefix length, cut so that rows x longest prefix stays under the budget.
+
+        A decoder that cannot take padding inside the key sequence (``gapless``: transformers'
+        sliding-window masks count key columns, not positions) gets one prompt per window, so
+        every row's prefix has the same length.
+        """
         window, width = [], 0
+        gapless = getattr(self.decoder, "gapless", False)
         for g in sorted(groups, key=lambda g: g.prefix_len):
-            if window and (len(window) + 1) * max(width, g.prefix_len) > self.batch_tokens:
+            if window and (gapless or (len(window) + 1) * max(width, g.prefix_len) > self.batch_tokens):
                 yield window
                 window, width = [], 0
             window.append(g)
@@ -235,12 +242,9 @@ class _PrefixRunner:
         p_ids, p_mask = _pad([enc[g.items[0]].ids[: g.prefix_len] for g in window], self.pad_id, dev)
         G = p_ids.shape[0]
         p_pos = torch.arange(p_ids.shape[1], device=dev).unsqueeze(0).expand(G, -1)
-        out = self.decoder(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True)
         plens = np.array([g.prefix_len for g in window], dtype=np.int64)
         p_len = torch.as_tensor(plens, device=dev)
-        h_last = out.last_hidden_state[torch.arange(G, device=dev), p_len - 1]  # [G, d]
-        legacy = out.past_key_values.to_legacy_cache()
-        del out
+        h_last, past = self.decoder.prefix(p_ids, p_mask, p_pos, p_len - 1)  # [G, d], cached keys/values
         # 2) every suffix of the window, sorted by suffix length and packed with the least padding
         owner = sorted(((gi, i) for gi, g in enumerate(window) for i in g.items),
                        key=lambda x: len(enc[x[1]].ids) - plens[x[0]])
@@ -248,14 +252,13 @@ class _PrefixRunner:
         start = 0
         # the budget bounds rows x (suffix + the window's longest prefix): attention spans both
         for end in pack_sorted(s_len, self.batch_tokens, self.call_cost, extra=int(plens.max())):
-            self._run_suffixes(owner[start:end], window, plens, p_len, p_mask, h_last, legacy, enc, need, consume)
+            self._run_suffixes(owner[start:end], window, plens, p_len, p_mask, h_last, past, enc, need, consume)
             if progress:
                 progress(end - start)
             start = end
 
-    def _run_suffixes(self, rows, window, plens, p_len, p_mask, h_last, legacy, enc, need, consume) -> None:
+    def _run_suffixes(self, rows, window, plens, p_len, p_mask, h_last, past, enc, need, consume) -> None:
         import torch
-        from transformers import DynamicCache
 
         dev = self.device
         gidx = [gi for gi, _ in rows]
@@ -263,21 +266,83 @@ class _PrefixRunner:
         gsel = torch.as_tensor(gidx, device=dev)
         pw = int(plens[gidx].max())  # prefix columns these rows need (right padding beyond is dropped)
         s_ids, s_mask = _pad([enc[i].ids[window[gi].prefix_len:] for gi, i in rows], self.pad_id, dev)
-        Smax = s_ids.shape[1]
-        cache = DynamicCache.from_legacy_cache(
-            tuple((k.index_select(0, gsel)[:, :, :pw], v.index_select(0, gsel)[:, :, :pw]) for k, v in legacy))
         mask = torch.cat([p_mask.index_select(0, gsel)[:, :pw], s_mask], dim=1)
-        s_pos = p_len.index_select(0, gsel).unsqueeze(1) + torch.arange(Smax, device=dev).unsqueeze(0)
-        hs = self.decoder(input_ids=s_ids, attention_mask=mask, position_ids=s_pos, past_key_values=cache,
-                          use_cache=False).last_hidden_state  # [N, Smax, d]
-        del cache
-        # 3) hidden state at position q: column q - (P - 1) of [h_last, hs]
-        full = torch.cat([h_last.index_select(0, gsel).unsqueeze(1), hs], dim=1)
+        s_pos = p_len.index_select(0, gsel).unsqueeze(1) + torch.arange(s_ids.shape[1], device=dev).unsqueeze(0)
+        # 3) the hidden state at position q is column q - (P - 1) of [h_last, suffix states]
         r_np = np.concatenate([np.full(len(need[i]), r) for r, i in enumerate(flat)])
         c_np = np.concatenate([need[i] - (plens[gi] - 1) for gi, i in rows])
         rows_t = torch.as_tensor(r_np, device=dev)
         cols_t = torch.as_tensor(c_np, device=dev)
-        consume(rows_t, flat, full[rows_t, cols_t], s_ids, cols_t)
+        in_suffix = c_np > 0
+        hs = self.decoder.suffix(s_ids, mask, s_pos, past, gsel, pw, rows_t[in_suffix], cols_t[in_suffix] - 1)  # [M', d]
+        if in_suffix.all():
+            hidden = hs
+        else:
+            hidden = h_last.new_empty((len(r_np), h_last.shape[-1]))
+            hidden[torch.as_tensor(in_suffix, device=dev)] = hs
+            at_prefix = torch.as_tensor(~in_suffix, device=dev)
+            hidden[at_prefix] = h_last.index_select(0, gsel[rows_t[at_prefix]])
+        consume(rows_t, flat, hidden, s_ids, cols_t)
+
+
+class _HFDecoder:
+    """The transformers forward behind the runner's two calls (any decoder with a key/value cache)."""
+
+    def __init__(self, decoder):
+        self.decoder = decoder
+        self.gapless = any(w is not None for w in layer_windows(decoder.config))
+
+    def prefix(self, ids, mask, pos, last):
+        import torch
+
+        out = self.decoder(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        h_last = out.last_hidden_state[torch.arange(ids.shape[0], device=ids.device), last]
+        # sliding-window layers keep only the window's keys (their own cache layer type): keep the cache as is
+        return h_last, (out.past_key_values if self.gapless else out.past_key_values.to_legacy_cache())
+
+    def suffix(self, ids, mask, pos, past, gsel, pw, rows, cols):
+        import copy
+
+        from transformers import DynamicCache
+
+        if self.gapless:  # one prompt per window: every row's prefix is the whole cache
+            cache = copy.copy(past)
+            cache.layers = [copy.copy(layer) for layer in past.layers]
+            cache.reorder_cache(gsel)  # new tensors on the copies; the window's cache stays intact
+        else:
+            cache = DynamicCache.from_legacy_cache(
+                tuple((k.index_select(0, gsel)[:, :, :pw], v.index_select(0, gsel)[:, :, :pw]) for k, v in past))
+        hs = self.decoder(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                          use_cache=False).last_hidden_state  # [N, S, d]
+        return hs[rows, cols]
+
+
+class _FastDecoder:
+    """The same two calls through seam.models.fastpath (Llama-family decoders)."""
+
+    def __init__(self, fast):
+        self.fast = fast
+
+    def prefix(self, ids, mask, pos, last):
+        import torch
+
+        rows = torch.arange(ids.shape[0], device=ids.device)
+        return self.fast.forward(ids, pos, mask, want=(rows, last), keep_kv=True)
+
+    def suffix(self, ids, mask, pos, past, gsel, pw, rows, cols):
+        return self.fast.forward(ids, pos, mask, past=past, gsel=gsel, past_width=pw, want=(rows, cols))[0]
+
+
+def _decoder_backend(model, fast: bool = True):
+    """The runner's forward for `model`: the fast path where the layout allows it, else transformers'."""
+    import os
+
+    dec = _base_decoder(model)
+    if fast and os.environ.get("SEAM_FAST_DECODER", "1") != "0":
+        fd = fast_decoder(dec)
+        if fd is not None:
+            return _FastDecoder(fd)
+    return _HFDecoder(dec)
 
 
 def _call_cost(device) -> int:
@@ -344,7 +409,7 @@ class RewardScorer:
                         progress(len(batch))
             else:
                 need = [np.array([self._last_position(e.ids)], dtype=np.int64) for e in enc]
-                runner = _PrefixRunner(_base_decoder(model), self._pad_id, device, self.batch_tokens)
+                runner = _PrefixRunner(_decoder_backend(model), self._pad_id, device, self.batch_tokens)
 
                 def consume(rows_t, flat, hidden, _ids, _cols):
                     rewards[flat] = self._head(hidden)[:, 0].float().cpu().numpy()
@@ -399,7 +464,7 @@ class PolicyScorer:
         need = [e.scored - 1 for e in enc]  # hidden state at t-1 predicts token t
         sums = np.zeros(n, dtype=np.float64)
         counts = np.array([len(e.scored) for e in enc], dtype=np.int64)
-        runner = _PrefixRunner(_base_decoder(self.lm.model), self.lm.tokenizer.pad_token_id, self.lm.device,
+        runner = _PrefixRunner(_decoder_backend(self.lm.model), self.lm.tokenizer.pad_token_id, self.lm.device,
                                self.batch_tokens)
 
         def consume(rows_t, flat, hidden, s_ids, cols_t):
