@@ -63,6 +63,73 @@ def test_resume_skips_done_ids_and_completes_the_rest(tiny_loaded, tables):
 
 def test_bad_config():
     for kwargs, flag in [({"weighting": "x"}, "--weighting"), ({"aggregate": "x"}, "--aggregate"),
-                         ({"batch_tokens": 1}, "--batch-tokens"), ({"max_prompt_tokens": 0}, "--max-prompt-tokens")]:
+                         ({"batch_tokens": 1}, "--batch-tokens"), ({"max_prompt_tokens": 0}, "--max-prompt-tokens"),
+                         ({"side_by_side": "yes"}, "--side-by-side")]:
         with pytest.raises(SeamError, match=flag):
             ScoreConfig(**kwargs).validate()
+
+
+def test_side_by_side_equals_one_after_the_other_and_reports_progress_on_the_caller(tiny_loaded, tables):
+    import threading
+
+    import torch
+
+    inst, negs = tables
+    pm, rm = tiny_loaded
+    out = {}
+    for mode in ("on", "off"):
+        calls = []
+        scorer = SeamScorer(pm, rm, ScoreConfig(chunk_instructions=6, batch_tokens=512, side_by_side=mode))
+        assert scorer.side_by_side == (mode == "on")
+        progress = lambda done, total, step: calls.append((done, total, step, threading.get_ident()))  # noqa: E731
+        out[mode] = pd.concat([c.details for c in scorer.iter_chunks(inst, negs, progress=progress)], ignore_index=True)
+        assert {c[3] for c in calls} == {threading.get_ident()}  # callbacks never run on a worker thread
+        assert [c[0] for c in calls] == sorted(c[0] for c in calls)
+        assert calls[-1][0] == calls[-1][1] == 2 * len(negs) + len(inst) - 1  # every sequence once (one instruction has no negatives)
+        assert {c[2] for c in calls} == {"RM gold + negatives", "PM negatives"}
+    pd.testing.assert_frame_equal(out["on"], out["off"], atol=1e-6)
+    assert torch.get_num_threads() >= 1
+
+
+def test_side_by_side_raises_a_workers_error_and_restores_threads(tiny_loaded, tables):
+    import torch
+
+    inst, negs = tables
+    pm, rm = tiny_loaded
+    before = torch.get_num_threads()
+    scorer = SeamScorer(pm, rm, ScoreConfig(side_by_side="on"))
+
+    def broken(prompts, responses, progress=None):
+        raise SeamError("the RM broke")
+
+    scorer.rm_scorer.score = broken
+    with pytest.raises(SeamError, match="the RM broke"):
+        list(scorer.iter_chunks(inst, negs))
+    assert torch.get_num_threads() == before
+
+
+def test_side_by_side_auto_needs_two_cpu_threads(tiny_loaded):
+    import torch
+
+    from seam.score.pipeline import _want_side_by_side
+
+    pm, rm = tiny_loaded
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert not _want_side_by_side("auto", pm, rm)
+        assert _want_side_by_side("on", pm, rm)
+        torch.set_num_threads(2)
+        assert _want_side_by_side("auto", pm, rm) and not _want_side_by_side("off", pm, rm)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_progress_reaches_the_total_with_repeated_negatives(tiny_loaded, tables):
+    inst, negs = tables
+    pm, rm = tiny_loaded
+    twice = pd.concat([negs, negs.iloc[:5]], ignore_index=True)  # the same texts again: scored once, counted twice
+    calls = []
+    scorer = SeamScorer(pm, rm, ScoreConfig(side_by_side="off"))
+    list(scorer.iter_chunks(inst, twice, progress=lambda d, t, s: calls.append((d, t))))
+    assert calls[-1][0] == calls[-1][1] == 2 * len(twice) + len(inst) - 1

@@ -59,6 +59,8 @@ def register(sub) -> None:
     p.add_argument("--max-response-tokens", type=int, metavar="N", help="keep the first N response tokens")
     p.add_argument("--batch-tokens", type=int, default=16384, metavar="N", help="padded tokens per batch (default 16384)")
     p.add_argument("--chunk-instructions", type=int, default=256, metavar="N", help="instructions per chunk (default 256)")
+    p.add_argument("--side-by-side", choices=["auto", "on", "off"], default="auto",
+                   help="run the PM and RM at once, each on half the CPU threads (auto: on when both are on the CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     from ..data import add_column_flags
 
@@ -82,7 +84,7 @@ def run(args) -> int:
     cfg = ScoreConfig(template=args.template, weighting=args.weighting, aggregate=args.aggregate,
                       max_prompt_tokens=args.max_prompt_tokens, max_response_tokens=args.max_response_tokens,
                       batch_tokens=args.batch_tokens, chunk_instructions=args.chunk_instructions,
-                      variants=tuple(args.variants) if args.variants else None)
+                      variants=tuple(args.variants) if args.variants else None, side_by_side=args.side_by_side)
     cfg.validate()
     out = output_path(args.out, "--out")
     details_path = output_path(args.details, "--details") if args.details else None
