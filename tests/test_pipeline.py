@@ -108,7 +108,7 @@ def test_side_by_side_raises_a_workers_error_and_restores_threads(tiny_loaded, t
     assert torch.get_num_threads() == before
 
 
-def test_side_by_side_auto_needs_two_cpu_threads(tiny_loaded):
+def test_side_by_side_auto_needs_two_cpu_threads_and_small_models(tiny_loaded, monkeypatch):
     import torch
 
     from seam.score.pipeline import _want_side_by_side
@@ -121,6 +121,8 @@ def test_side_by_side_auto_needs_two_cpu_threads(tiny_loaded):
         assert _want_side_by_side("on", pm, rm)
         torch.set_num_threads(2)
         assert _want_side_by_side("auto", pm, rm) and not _want_side_by_side("off", pm, rm)
+        monkeypatch.setattr(pm.model.config, "hidden_size", 576)  # SmolLM2's width: products already use the cores
+        assert not _want_side_by_side("auto", pm, rm) and _want_side_by_side("on", pm, rm)
     finally:
         torch.set_num_threads(before)
 

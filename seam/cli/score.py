@@ -60,7 +60,8 @@ def register(sub) -> None:
     p.add_argument("--batch-tokens", type=int, default=16384, metavar="N", help="padded tokens per batch (default 16384)")
     p.add_argument("--chunk-instructions", type=int, default=256, metavar="N", help="instructions per chunk (default 256)")
     p.add_argument("--side-by-side", choices=["auto", "on", "off"], default="auto",
-                   help="run the PM and RM at once, each on half the CPU threads (auto: on when both are on the CPU)")
+                   help="run the PM and RM at once, each on half the CPU threads "
+                        "(auto: on for small models, hidden size < 512, both on the CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     from ..data import add_column_flags
 

@@ -58,6 +58,8 @@ def _why_not(decoder) -> str | None:
             return "attention module"
     if len(decoder.layers) != cfg.num_hidden_layers:
         return "layer count"
+    if any(hasattr(m, "_hf_hook") for m in decoder.modules()):
+        return "accelerate hooks (offloaded or dispatched weights)"
     return None
 
 
