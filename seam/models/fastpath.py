@@ -3,8 +3,9 @@
 The scorers need few things from a decoder: run a batch of prompt prefixes and keep their
 keys/values, run suffixes on top of those (each row on its own prompt's prefix), and return the
 final hidden state at a few positions. transformers' generic forward does more than that, and
-small models pay for it: a 4D mask built per call, key/value caches concatenated per layer,
-RMSNorm as five separate element-wise passes, every position through the last layer.
+small models pay for it: key/value caches gathered and then concatenated in every layer, a boolean
+mask converted in every attention call, RMSNorm as five element-wise passes, every position
+through the last layer.
 
 ``FastDecoder`` does the same arithmetic as the transformers modules (it reads their weights; it
 copies nothing) with these differences in *how*:
@@ -12,7 +13,8 @@ copies nothing) with these differences in *how*:
 * RMSNorm through ``torch.nn.functional.rms_norm`` (one fused pass, the same numbers in float32);
 * rotary embedding applied to queries and keys with the model's own rotary module's cos/sin;
 * each layer's keys/values written once into one buffer (prefix rows gathered straight into it);
-* attention by torch SDPA under one boolean mask, grouped-query heads kept grouped;
+* attention by torch SDPA under one additive mask per call (per distinct sliding window),
+  grouped-query heads kept grouped;
 * **the last layer only where an output is wanted**: keys and values are computed for every
   position (later queries read them), but the query, attention output and MLP of the final layer
   run only at the wanted positions (one per row for the RM and for prefixes), and so does the
@@ -188,7 +190,10 @@ class FastDecoder:
                 diag = torch.zeros(S, P + S, dtype=torch.bool, device=dev)
                 diag[torch.arange(S, device=dev), P + torch.arange(S, device=dev)] = True
                 ok = ok | diag[None]
-            out[w] = torch.zeros(ok.shape, dtype=dtype, device=dev).masked_fill_(~ok, float("-inf")).unsqueeze(1)
+            if dtype == torch.float32:
+                out[w] = torch.zeros(ok.shape, dtype=dtype, device=dev).masked_fill_(~ok, float("-inf")).unsqueeze(1)
+            else:
+                out[w] = ok.unsqueeze(1)
         return out
 
     @staticmethod
