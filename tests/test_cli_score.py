@@ -150,3 +150,20 @@ def test_real_process_bad_input_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_side_by_side_flag_gives_the_same_scores(files, tiny_models, tmp_path, capsys):
+    d, _, _ = files
+    out = {}
+    for mode in ("on", "off"):
+        code, _, err = run_cli(["score", "--pm", tiny_models[0], "--rm", tiny_models[1], "--data", d / "rl.jsonl",
+                                "--negatives", d / "negs.jsonl", "--out", tmp_path / f"{mode}.jsonl",
+                                "--side-by-side", mode, "--quiet"], capsys)
+        assert code == 0, err
+        out[mode] = pd.read_json(tmp_path / f"{mode}.jsonl", lines=True)
+    assert np.allclose(out["on"]["seam"], out["off"]["seam"], atol=1e-6)
+    with pytest.raises(SystemExit) as exc:  # argparse: exit 2 naming the choices
+        main([str(a) for a in ["score", "--pm", tiny_models[0], "--rm", tiny_models[1], "--data", d / "rl.jsonl",
+                               "--negatives", d / "negs.jsonl", "--out", tmp_path / "x.jsonl", "--side-by-side", "maybe"]])
+    assert exc.value.code == 2 and "--side-by-side" in capsys.readouterr().err
+    assert not (tmp_path / "x.jsonl").exists()
