@@ -180,3 +180,16 @@ def test_layouts_the_fast_path_does_not_cover_fall_back():
     assert "adapter" in _why_not(lora.base_model.model.model)
     assert isinstance(_decoder_backend(lora.base_model.model), _HFDecoder)
 
+
+
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_batches_of_empty_responses_only(arch_models, fast, monkeypatch):
+    """Empty responses score only the EOS, read from the prefix's last state: a batch may want no suffix state."""
+    _, (pm, rm) = arch_models
+    monkeypatch.setenv("SEAM_FAST_DECODER", fast)
+    tpl = get_template("stackllama")
+    for prompts, responses in ((["two plus two"] * 2, ["", ""]), (["two plus two"] * 3 + ["sort"], ["", "", "four", ""])):
+        lp, tok, _ = PolicyScorer(pm, tpl).score(prompts, responses)
+        rew = RewardScorer(rm, tpl).score(prompts, responses)
+        r0, lp0, tok0 = score_plain(pm, rm, tpl, tpl, prompts, responses)
+        assert (tok == tok0).all() and np.abs(lp - lp0).max() < 1e-4 and np.abs(rew - r0).max() < 1e-4
