@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seam.models.fastpath import _why_not, fast_decoder
+from seam.models.fastpath import FastDecoder, _why_not, fast_decoder
 from seam.models.loading import LoadedModel
 from seam.models.reference import score_plain
-from seam.models.scoring import PolicyScorer, RewardScorer, _decoder_backend, _FastDecoder, _HFDecoder
+from seam.models.scoring import PolicyScorer, RewardScorer, _decoder_backend, _HFDecoder
 from seam.models.templates import get_template
 
 from helpers import random_texts
@@ -66,8 +66,8 @@ def arch_models(request):
 
 def test_fast_path_is_chosen_for_the_llama_family(arch_models):
     kind, (pm, rm) = arch_models
-    assert isinstance(_decoder_backend(pm.model), _FastDecoder)
-    assert isinstance(_decoder_backend(rm.model), _FastDecoder)
+    assert isinstance(_decoder_backend(pm.model), FastDecoder)
+    assert isinstance(_decoder_backend(rm.model), FastDecoder)
     if kind.startswith("qwen2"):
         assert pm.model.model.layers[0].self_attn.q_proj.bias is not None
     if kind == "qwen2-window":

@@ -123,6 +123,17 @@ class FastDecoder:
     def _heads(self, proj, h, n):
         return proj(h).view(*h.shape[:2], n, self.head_dim)
 
+    # -------------------------------------------------------------------------- the runner's two calls
+    def prefix(self, ids, mask, pos, last):
+        """Prefixes [G, P]: (final state at each row's `last` position [G, d], per-layer keys/values)."""
+        import torch
+
+        return self.forward(ids, pos, mask, want=(torch.arange(ids.shape[0], device=ids.device), last), keep_kv=True)
+
+    def suffix(self, ids, mask, pos, past, gsel, pw, rows, cols):
+        """Suffixes on top of cached prefixes (row n on prefix gsel[n]); final states at (rows, cols)."""
+        return self.forward(ids, pos, mask, past=past, gsel=gsel, past_width=pw, want=(rows, cols))[0]
+
     # -------------------------------------------------------------------------- forward
     def forward(self, ids, pos, key_mask, past=None, gsel=None, past_width: int = 0, want=None, keep_kv: bool = False):
         """Run `ids` [N, S] at positions `pos` [N, S] on top of optional cached prefixes.
@@ -159,8 +170,12 @@ class FastDecoder:
             if keep_kv:
                 kv_out.append((keys, values))
             mask = masks[self.windows[li]]
-            if li == last and want is not None and self._worth_pruning(want, N, S):
-                return self._last_layer(layer, x, h, cos, sin, keys, values, mask, want), (kv_out if keep_kv else None)
+            if li == last and want is not None:
+                counts = torch.bincount(want[0], minlength=N)
+                W = int(counts.max()) if len(want[0]) else 1
+                if W * 4 <= S * 3:  # prune unless nearly every position is wanted (rows pad to the busiest)
+                    out = self._last_layer(layer, x, h, cos, sin, keys, values, mask, want, counts, W)
+                    return out, (kv_out if keep_kv else None)
             x = self._attend(layer, x, self._rope(self._heads(a.q_proj, h, self.n_heads), cos, sin), keys, values, mask)
         if want is not None:
             x = x[want[0], want[1]]
@@ -196,23 +211,12 @@ class FastDecoder:
                 out[w] = ok.unsqueeze(1)
         return out
 
-    @staticmethod
-    def _worth_pruning(want, N: int, S: int) -> bool:
-        """Prune the last layer unless nearly every position is wanted (rows are padded to the busiest row)."""
-        import torch
-
-        rows = want[0]
-        W = int(torch.bincount(rows, minlength=N).max()) if len(rows) else 1
-        return W * 4 <= S * 3
-
-    def _last_layer(self, layer, x, h, cos, sin, keys, values, mask, want):
-        """The final layer at the wanted positions only: rows padded to the most positions any row wants."""
+    def _last_layer(self, layer, x, h, cos, sin, keys, values, mask, want, counts, W: int):
+        """The final layer at the wanted positions only: rows padded to W, the most positions a row wants."""
         import torch
 
         rows, cols = want
         N = x.shape[0]
-        counts = torch.bincount(rows, minlength=N)
-        W = int(counts.max()) if len(rows) else 1
         starts = torch.cumsum(counts, 0) - counts
         slot = torch.arange(len(rows), device=x.device) - starts[rows]
         idx = torch.zeros(N, W, dtype=torch.long, device=x.device)  # unused slots repeat column 0 (dropped below)

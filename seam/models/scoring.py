@@ -317,32 +317,13 @@ class _HFDecoder:
         return hs[rows, cols]
 
 
-class _FastDecoder:
-    """The same two calls through seam.models.fastpath (Llama-family decoders)."""
-
-    def __init__(self, fast):
-        self.fast = fast
-
-    def prefix(self, ids, mask, pos, last):
-        import torch
-
-        rows = torch.arange(ids.shape[0], device=ids.device)
-        return self.fast.forward(ids, pos, mask, want=(rows, last), keep_kv=True)
-
-    def suffix(self, ids, mask, pos, past, gsel, pw, rows, cols):
-        return self.fast.forward(ids, pos, mask, past=past, gsel=gsel, past_width=pw, want=(rows, cols))[0]
-
-
-def _decoder_backend(model, fast: bool = True):
+def _decoder_backend(model):
     """The runner's forward for `model`: the fast path where the layout allows it, else transformers'."""
     import os
 
     dec = _base_decoder(model)
-    if fast and os.environ.get("SEAM_FAST_DECODER", "1") != "0":
-        fd = fast_decoder(dec)
-        if fd is not None:
-            return _FastDecoder(fd)
-    return _HFDecoder(dec)
+    fd = fast_decoder(dec) if os.environ.get("SEAM_FAST_DECODER", "1") != "0" else None
+    return fd if fd is not None else _HFDecoder(dec)
 
 
 def _call_cost(device) -> int:
