@@ -1,4 +1,4 @@
-"""File import for the Data page: previews, column mapping, problem scans, and loading into the store.
+"""File import for the Data page: uploads, previews, column mapping and problem scans (loading: db.load).
 
 Formats are the ones `seam import` reads (stackexchange, hh, shp, trl, seam-json, hf) plus files
 already in the instructions / negatives contracts (JSONL, JSON, CSV, Parquet, gzip, HF folders),
@@ -8,32 +8,17 @@ whose columns can be mapped onto the contract fields.
 from __future__ import annotations
 
 import re
-from collections import Counter
-from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from seam.data import IMPORTERS, ImportConfig, ImportStats, iter_import, load_instructions, load_negatives
-from seam.data.columns import InstructionColumns, NegativeColumns
+from seam.data import ImportConfig, ImportStats, iter_import
 from seam.data.tables import iter_records
-from seam.errors import SeamError
 
-CONTRACT = "instructions file"
-FORMATS = (CONTRACT, *sorted(IMPORTERS))
 INSTRUCTION_FIELDS = ("id", "prompt", "chosen", "rejected", "meta")
 NEGATIVE_FIELDS = ("id", "variant", "text", "meta")
 REQUIRED = {"id", "prompt", "chosen", "variant", "text"}
-
-
-@dataclass
-class ImportReport:
-    dataset_id: int | None = None
-    rows: int = 0
-    counts: dict[str, Any] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
 
 
 def save_upload(name: str, data: bytes, folder: Path) -> Path:
@@ -108,41 +93,3 @@ def converted_preview(fmt: str, path: Path, n: int = 20, split: str | None = Non
     stats = ImportStats(fmt, str(path))
     rows = list(iter_import(fmt, path, ImportConfig(limit=n, split=split), stats))
     return pd.DataFrame(rows), stats
-
-
-def import_instructions(store, fmt: str, path: Path, name: str, mapping: dict[str, str | None] | None = None,  # noqa: ANN001
-                        config: ImportConfig | None = None) -> ImportReport:
-    """Load `path` (contract file with `mapping`, or through importer `fmt`) as dataset `name`."""
-    report = ImportReport()
-    if fmt == CONTRACT:
-        cols = InstructionColumns(**{f: c for f, c in (mapping or {}).items() if c})
-        if not (mapping or {}).get("rejected"):
-            cols.rejected = "\x00absent"  # an unmapped optional column: never matches a file column
-        if not (mapping or {}).get("meta"):
-            cols.meta = "\x00absent"
-        df = load_instructions(path, cols)
-        report.counts = {"rows read": len(df), "rows imported": len(df)}
-    elif fmt in IMPORTERS:
-        stats = ImportStats(fmt, str(path))
-        df = pd.DataFrame(list(iter_import(fmt, path, config or ImportConfig(), stats)))
-        if df.empty:
-            raise SeamError(f"{path}: nothing to import ({stats.rows_read} rows read); check that it is a {fmt} file")
-        d = stats.as_dict()
-        report.counts = {"rows read": d["rows_read"], "rows imported": d["pairs_written"], "rows skipped": d["rows_skipped"]}
-        report.problems = [f"{count} skipped: {reason}" for reason, count in d["skipped"].items()]
-    else:
-        raise SeamError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    report.dataset_id = store.import_instructions(name, df, source_path=path)
-    report.rows = len(df)
-    return report
-
-
-def import_negatives(store, dataset_id: int, path: Path, mapping: dict[str, str | None],  # noqa: ANN001
-                     replace: bool = False) -> ImportReport:
-    cols = NegativeColumns(**{f: c for f, c in mapping.items() if c})
-    if not mapping.get("meta"):
-        cols.meta = "\x00absent"
-    df = load_negatives(path, known_ids=store.instruction_ids(dataset_id), columns=cols)
-    n = store.import_negatives(dataset_id, df, replace=replace)
-    by_variant = Counter(df["variant"])
-    return ImportReport(dataset_id, n, {"negatives": n, **{f"variant {v}": c for v, c in sorted(by_variant.items())}})

@@ -176,7 +176,7 @@ def embedding_map(db: str, dataset_id: int) -> dict[str, Any] | None:
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def _job_result(db: str, job_id: int) -> dict[str, Any] | None:
-    from db import get_job
+    from jobs import get_job
 
     return get_job(store_for(db), job_id)["result"]
 

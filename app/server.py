@@ -21,6 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from db import open_store
 from seam.errors import SeamError
 
 MAIN = Path(__file__).resolve().parent / "main.py"
@@ -41,8 +42,6 @@ class ServeConfig:
 
 def store_target(db: str) -> str:
     """The store location made absolute (URLs unchanged), after checking it opens (created or upgraded)."""
-    from db import open_store
-
     target = db if "://" in db else str(Path(db).expanduser().resolve())
     open_store(target).close()
     return target
@@ -127,7 +126,7 @@ def start(cfg: ServeConfig) -> Server:
     env = {**os.environ, **cfg.extra_env, "SEAM_DB": target}
     worker = None
     if cfg.worker:
-        cmd = [sys.executable, "-m", "db.worker", "--db", target] + (["--quiet"] if cfg.quiet else [])
+        cmd = [sys.executable, "-m", "seam", "worker", "--db", target] + (["--quiet"] if cfg.quiet else [])
         worker = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent(signal.SIGTERM))
         env["SEAM_WORKER_PID"] = str(worker.pid)
     else:

@@ -1,6 +1,6 @@
 """Shared pieces of the dashboard pages: the store handle, job panels, pickers and formatting.
 
-Pages never run models: they read the store and enqueue jobs (db.enqueue_job) that `seam worker`
+Pages never run models: they read the store and enqueue jobs (jobs.enqueue_job) that `seam worker`
 runs. The store is opened once per server process (`st.cache_resource`) from ``$SEAM_DB``,
 which `seam serve --db ...` sets.
 """
@@ -16,8 +16,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from db import Store, cancel_job, get_job, job_kinds, open_store, requeue_job
-from db import queries
+from db import Store, open_store, queries
+from jobs import cancel_job, get_job, job_kinds, requeue_job
+from jobs.worker import pid_alive
 from seam.errors import SeamError
 
 DB_ENV = "SEAM_DB"
@@ -94,7 +95,6 @@ def fmt_time(t: Any) -> str:
 
 def worker_state(store: Store) -> tuple[str, str]:
     """(level, message) about whether a worker serves this store: 'ok', 'warn' or 'error'."""
-    from db.worker import pid_alive
 
     health = queries.job_health(store)
     counts = health["counts"]

@@ -27,7 +27,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from db import open_store  # noqa: E402
-from db.handlers import synthetic_frames  # noqa: E402
+from jobs.kinds.synthetic import synthetic_frames  # noqa: E402
 
 WORDS = np.array("the a model answer reward policy question because however data result value method error "
                  "python function returns list string number people time year way day thing world life hand "

@@ -68,9 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.TemporaryDirectory(prefix="seam-shots-")
     project = args.project
     if project is None:
-        from app.sample_project import build_sample_project
-        from db import enqueue_job, job_kinds, open_store
-        from db.worker import Worker
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from fixtures.sample_project import build_sample_project  # the tests' sample project
+        from db import open_store
+        from jobs import enqueue_job, job_kinds
+        from jobs.worker import Worker
 
         info = build_sample_project(Path(tmp.name) / "project")
         with open_store(info.folder) as store:  # validated checkpoints, and the instruction map for Explore

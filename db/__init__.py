@@ -1,36 +1,12 @@
-"""The SEAM Studio store: SQLAlchemy models, Alembic migrations, the job queue and its worker.
+"""The SEAM Studio store: SQLAlchemy models, engine, Alembic migrations, queries and files -> store.
 
     from db import open_store
     store = open_store("runs/")      # a folder (runs/seam.db), a .db file or any SQLAlchemy URL
 
-See docs/store.md. `seam/` never imports this package; the CLI and the worker join the two.
+See docs/store.md. The job queue and worker live in the `jobs` package, which builds on this one;
+`seam/` never imports either (only seam/cli joins them).
 """
 
-from .jobs import (
-    JobCancelled,
-    JobContext,
-    JobLost,
-    cancel_job,
-    enqueue_job,
-    get_job,
-    job_kinds,
-    list_jobs,
-    register_job_kind,
-    requeue_job,
-)
 from .store import Store, open_store
 
-__all__ = [
-    "JobCancelled",
-    "JobContext",
-    "JobLost",
-    "Store",
-    "cancel_job",
-    "enqueue_job",
-    "get_job",
-    "job_kinds",
-    "list_jobs",
-    "open_store",
-    "register_job_kind",
-    "requeue_job",
-]
+__all__ = ["Store", "open_store"]

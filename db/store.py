@@ -1,9 +1,8 @@
 """The project store: `open_store` and the `Store` calls that load, query and export data.
 
     store = open_store("runs/")                    # runs/seam.db, created or upgraded
-    ds = store.load_instructions_file("rl.jsonl")  # DESIGN.md section 3 files -> tables
-    store.load_negatives_file(ds, "negatives.jsonl")
-    sr = store.load_score_files(ds, "seam.jsonl", "details.jsonl", pm_model_id=pm, rm_model_id=rm)
+    ds = store.import_instructions("rl", frame)    # frames -> tables (files -> store: db.load)
+    sr = store.create_score_run(ds, ["contrast"], settings, pm_model_id=pm, rm_model_id=rm)
     store.lowest_seam(sr, "contrast", limit=100)     # explorer: the worst instructions
     store.instruction_breakdown(sr, "q17")          # why: every negative, its numbers and text
     store.export_dataset(ds, "ppo.jsonl", layout="trl-prompts", ids=kept)
@@ -27,7 +26,6 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, text, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from seam import data as seam_data
 from seam.errors import SeamError
 
 from . import files
@@ -535,39 +533,6 @@ class Store:
                            .where(RunMetric.run_id == run_id).order_by(RunMetric.name, RunMetric.step, RunMetric.id))
 
     # --- files in and out -----------------------------------------------------------------------
-
-    def load_instructions_file(self, path: str | Path, name: str | None = None) -> int:
-        """Load an instructions file (JSONL / CSV / Parquet / HF folder) as a dataset; returns its id."""
-        path = Path(path)
-        df = seam_data.load_instructions(path)
-        return self.import_instructions(name or path.stem, df, source_path=path, content_hash=files.file_sha256(path))
-
-    def load_negatives_file(self, dataset_id: int, path: str | Path, *, replace: bool = False) -> int:
-        """Load a negatives file into a dataset; returns the number of negatives stored."""
-        df = seam_data.load_negatives(path, known_ids=self.instruction_ids(dataset_id))
-        return self.import_negatives(dataset_id, df, replace=replace)
-
-    def load_score_files(self, dataset_id: int, scores_path: str | Path, details_path: str | Path | None = None, *,
-                         pm_model_id: int | None = None, rm_model_id: int | None = None,
-                         settings: Mapping[str, Any] | None = None, name: str | None = None) -> int:
-        """Load `seam score` outputs (scores, optional details) as a new score run; returns its id."""
-        scores = seam_data.read_table(scores_path)
-        details = seam_data.read_table(details_path) if details_path else None
-        require_columns(scores, SCORE_COLUMNS, f"scores file {scores_path}")
-        variants = set(scores["variant"].astype(str))
-        if details is not None and "variant" in details.columns:
-            variants |= set(details["variant"].astype(str))
-        run_id = self.create_score_run(dataset_id, sorted(variants), {**(settings or {}), "scores_file": str(scores_path)},
-                                       pm_model_id=pm_model_id, rm_model_id=rm_model_id, name=name)
-        try:
-            with self.write() as conn:
-                self.save_score_results(run_id, details, scores, conn=conn)
-                self.set_score_run_status(run_id, "done", conn=conn)
-        except BaseException:
-            with self.write() as conn:
-                conn.execute(delete(ScoreRun).where(ScoreRun.id == run_id))
-            raise
-        return run_id
 
     def export_dataset(self, dataset_id: int, path: str | Path, layout: str = "seam",
                        ids: Sequence[str] | None = None) -> Path:

@@ -4,7 +4,7 @@
         Worker(store, handlers=backend.handlers()).run()
 
 The worker process stays the store's only writer: it claims jobs, plans a `score` job exactly as
-the local backend does (db.handlers_score: same inputs, same chunks, same chunk keys) and commits
+the local backend does (jobs.kinds.score: same inputs, same chunks, same chunk keys) and commits
 each chunk's rows with its done-marker. The model work of each chunk (`score_chunk`, the very
 function the local backend calls) runs in Ray actors (`ChunkScorer`), each loading the PM and
 RM once and scoring the chunks it is handed; a few chunks per actor are in flight at a time and
@@ -30,12 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 from seam.errors import SeamError
 
-from .handlers_score import chunk_writer, load_models, make_scorer, model_specs, plan_score_job, score_chunk
+from .context import Handler, JobContext
+from .kinds.score import chunk_writer, load_models, make_scorer, model_specs, plan_score_job, score_chunk
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from .jobs import Handler, JobContext
 
 WAIT_S = 1.0  # how often the worker looks up from Ray to check for a cancel
 

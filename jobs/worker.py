@@ -8,16 +8,15 @@ count says whether this worker won it), so two workers never run the same job. W
 a heartbeat thread stamps ``heartbeat_at`` and notices cancel requests. A job whose worker died
 (its pid is gone on this host, or its heartbeat is older than `stale_after_s`) is put back in
 the queue (or failed after `max_attempts`) by the next worker that starts or polls; resumed jobs
-skip the chunks they already committed (see db.jobs). A failing job is marked failed with its
-error and the worker goes on to the next one.
+skip the chunks they already committed (see jobs.context). A failing job is marked failed with
+its error and the worker goes on to the next one.
 
-Also runnable as ``python -m db.worker --db PATH`` (the same flags as `seam worker`).
+The worker runs each kind with the handler that `handlers` maps it to (default: every kind of
+jobs.registry). Its command line is `seam worker` (seam/cli/worker.py).
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -33,11 +32,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from db.models import Job, utcnow
+from db.store import Store
 from seam.errors import SeamError
 
-from .jobs import FINISHED, Handler, JobCancelled, JobContext, JobLost, get_handler
-from .models import Job, utcnow
-from .store import Store, open_store
+from . import registry
+from .context import FINISHED, Handler, JobCancelled, JobContext, JobLost
 
 HOST = socket.gethostname()
 
@@ -175,7 +175,7 @@ class Worker:
         beat.start()
         status, result, error = "failed", None, None
         try:
-            handler = self.handlers.get(ctx.kind) or get_handler(ctx.kind)
+            handler = self.handlers.get(ctx.kind) or registry.get_handler(ctx.kind)
             result = handler(ctx, ctx.payload)
             status = "done"
         except JobCancelled:
@@ -253,55 +253,7 @@ def _jsonable(value: Any) -> dict[str, Any] | None:
     return json.loads(json.dumps(value, default=str))
 
 
-# --- command line (shared by `seam worker` and `python -m db.worker`) -----------------------------
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default=os.environ.get("SEAM_DB", "."),
-                        help="store: a folder (uses FOLDER/seam.db), a .db file or a SQLAlchemy URL "
-                             "(default: $SEAM_DB, else the current folder)")
-    parser.add_argument("--once", action="store_true", help="run queued jobs until the queue is empty, then exit")
-    parser.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
-                        help="how often to look for new jobs when the queue is empty (default: 2)")
-    parser.add_argument("--backend", choices=["local", "ray"], default="local",
-                        help="local: run jobs in this process; ray: score chunks as Ray tasks over a Ray cluster "
-                             "(results are still written by this worker; needs pip install 'seam-studio[ray]')")
-    parser.add_argument("--address", default=None, metavar="ADDR",
-                        help="Ray cluster for --backend ray: local (start one in this worker, on 127.0.0.1), auto "
-                             "(the one `ray start` runs on this machine) or HOST:PORT (default: $RAY_ADDRESS, else local)")
-    parser.add_argument("--ray-scorers", type=int, default=None, metavar="N",
-                        help="Ray actors holding the models (default: one per GPU in the cluster, else one per CPU)")
-    parser.add_argument("--stale-after", type=float, default=60.0, metavar="SECONDS",
-                        help="a running job whose worker's heartbeat is older than this is taken over (default: 60)")
-    parser.add_argument("--quiet", action="store_true", help="do not echo job logs on stderr")
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    if args.poll <= 0:
-        raise SeamError(f"--poll must be a positive number of seconds, got {args.poll}")
-    kind = getattr(args, "backend", "local")
-    address, scorers = getattr(args, "address", None), getattr(args, "ray_scorers", None)
-    if kind != "ray" and (address or scorers):
-        raise SeamError("--address and --ray-scorers are for --backend ray; add --backend ray or drop them")
-    with contextlib.ExitStack() as stack:
-        handlers: dict[str, Handler] = {}
-        backend = None
-        if kind == "ray":
-            from .ray_backend import RayBackend, RayConfig
-
-            backend = RayBackend(RayConfig(address=address, scorers=scorers))  # checks the flags first
-        store = open_store(args.db)
-        stack.callback(store.close)
-        if backend is not None:
-            stack.enter_context(backend)
-            handlers = backend.handlers()
-        worker = Worker(store, poll_s=args.poll, stale_after_s=args.stale_after, echo=not args.quiet,
-                        handlers=handlers)
-        if backend is not None:
-            worker.say(f"backend: {backend.describe()}")
-        return _serve(worker, store, once=args.once)
-
-
-def _serve(worker: Worker, store: Store, *, once: bool) -> int:
+def serve(worker: Worker, store: Store, *, once: bool) -> int:
     def stop(signum, _frame):  # noqa: ANN001
         raise KeyboardInterrupt  # the running job is requeued, then the worker exits
 
@@ -318,18 +270,3 @@ def _serve(worker: Worker, store: Store, *, once: bool) -> int:
             signal.signal(signal.SIGTERM, previous)
     worker.say(f"done: {ran} job(s) run")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m db.worker", description="Run queued SEAM Studio jobs.")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_from_args(args)
-    except SeamError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return exc.exit_code
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,7 +8,7 @@ import streamlit as st
 
 from app import annotate as ann
 from app import ui
-from db import enqueue_job
+from jobs import enqueue_job
 
 KEYS = (("1", "Response 1 is better", "1"), ("2", "Response 2 is better", "2"), ("t", "Tie", "T"),
         ("b", "Both bad", "B"), ("s", "Skip", "S"))

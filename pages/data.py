@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import data_io, ui
-from db import queries
+from db import load, queries
 from seam.data import ImportConfig
 from seam.errors import SeamError
 
@@ -56,7 +56,7 @@ def mapping_picker(columns: list[str], fields: tuple[str, ...], key: str) -> dic
 tab_inst, tab_neg, tab_sets = st.tabs(["Import instructions", "Import negatives", "Datasets"])
 
 with tab_inst:
-    fmt = st.selectbox("Format", data_io.FORMATS, key="inst-fmt",
+    fmt = st.selectbox("Format", load.FORMATS, key="inst-fmt",
                        help="'instructions file' is the SEAM layout with any column names (map them below); "
                             "the others are the `seam import` layouts")
     path = source_picker("inst")
@@ -65,7 +65,7 @@ with tab_inst:
         mapping = None
         config = ImportConfig()
         try:
-            if fmt == data_io.CONTRACT:
+            if fmt == load.CONTRACT:
                 raw = data_io.preview(path, 200)
                 st.markdown(f"**Preview** (first {min(len(raw), 20)} rows as in the file)")
                 st.dataframe(raw.head(20), hide_index=True, width="stretch")
@@ -95,7 +95,7 @@ with tab_inst:
         if st.button("Import into the project", type="primary", key="inst-go"):
             try:
                 with st.spinner("importing"):
-                    report = data_io.import_instructions(store, fmt, path, name.strip() or path.stem, mapping, config)
+                    report = load.instructions_file(store, path, name.strip() or path.stem, fmt=fmt, mapping=mapping, config=config)
                 st.success(f"dataset #{report.dataset_id} '{name}': {report.rows} instructions stored")
                 st.write(report.counts)
                 for p in report.problems:
@@ -125,7 +125,7 @@ with tab_neg:
             if mapping and st.button("Import negatives", type="primary", key="neg-go"):
                 try:
                     with st.spinner("importing"):
-                        report = data_io.import_negatives(store, int(ds), path, mapping, replace)
+                        report = load.negatives_file(store, int(ds), path, mapping=mapping, replace=replace)
                     st.success(f"{report.rows} negatives stored")
                     st.write(report.counts)
                 except SeamError as exc:

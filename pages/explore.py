@@ -5,7 +5,8 @@ import math
 import streamlit as st
 
 from app import explore, ui
-from db import enqueue_job, queries
+from db import queries
+from jobs import enqueue_job
 
 store = ui.get_store()
 db = ui.db_target()

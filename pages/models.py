@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import ui
-from db import enqueue_job
+from jobs import enqueue_job
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 TEMPLATES = ("stackllama", "chat", "custom format string")

@@ -4,7 +4,8 @@ import streamlit as st
 
 from app import forms, ui
 from app import runs as R
-from db import enqueue_job, queries
+from db import queries
+from jobs import enqueue_job
 
 BASELINES = {"random": "random removal", "perplexity": "PM perplexity", "reward_gap": "reward gap",
              "full": "full RL set (no removal)"}

@@ -3,7 +3,8 @@
 import streamlit as st
 
 from app import forms, ui
-from db import enqueue_job, queries
+from db import queries
+from jobs import enqueue_job
 
 store = ui.get_store()
 st.title("Score")

@@ -11,9 +11,10 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from app.sample_project import copy_project, ensure_sample_project  # noqa: E402
-from db import enqueue_job, get_job, job_kinds, list_jobs, open_store, queries, register_job_kind  # noqa: E402
-from db.worker import Worker  # noqa: E402
+from fixtures.sample_project import copy_project, ensure_sample_project  # noqa: E402
+from db import open_store, queries  # noqa: E402
+from jobs import enqueue_job, get_job, job_kinds, list_jobs, register_job_kind  # noqa: E402
+from jobs.worker import Worker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ROOT / "pages"

@@ -16,9 +16,10 @@ import pytest
 
 from app import annotate as ann
 from app import stats
-from app.sample_project import copy_project, ensure_sample_project
-from db import enqueue_job, get_job, open_store, queries
-from db.worker import Worker
+from fixtures.sample_project import copy_project, ensure_sample_project
+from db import open_store, queries
+from jobs import enqueue_job, get_job
+from jobs.worker import Worker
 
 
 @pytest.fixture(scope="session")

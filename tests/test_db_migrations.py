@@ -9,7 +9,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from db import enqueue_job, get_job, open_store
+from db import open_store
+
+from jobs import enqueue_job, get_job
 from db.__main__ import main as db_main
 from db.engine import make_engine, resolve_url
 from db.migrate import alembic_config, head_revision, known_revisions, upgrade

@@ -24,10 +24,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from db import cancel_job, enqueue_job, get_job, open_store
-from db.handlers import synthetic_frames
+from db import open_store
+
+from jobs import cancel_job, enqueue_job, get_job
+from jobs.kinds.synthetic import synthetic_frames
 from db.migrate import current_revision, head_revision
-from db.worker import Worker
+from jobs.worker import Worker
 from seam.errors import SeamError
 
 psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL driver is not installed: pip install 'psycopg[binary]'")

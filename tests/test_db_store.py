@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from db import open_store
-from db.handlers import synthetic_frames
+from db import load, open_store
+from jobs.kinds.synthetic import synthetic_frames
 from seam.errors import SeamError
 
 
@@ -138,17 +138,17 @@ def test_load_files_and_exports(store, tmp_path):
     df = _instructions(4)
     src = tmp_path / "rl.jsonl"
     df.to_json(src, orient="records", lines=True)
-    ds = store.load_instructions_file(src)
+    ds = load.instructions_file(store, src).dataset_id
     assert store.datasets()["name"].tolist() == ["rl"]
     neg = pd.DataFrame({"id": ["q0", "q1"], "variant": ["llm", "llm"], "text": ["a", "b"]})
     neg_path = tmp_path / "neg.csv"
     neg.to_csv(neg_path, index=False)
-    assert store.load_negatives_file(ds, neg_path) == 2
+    assert load.negatives_file(store, ds, neg_path).rows == 2
 
     details, scores = synthetic_frames(df["id"].tolist(), ["llm"], 1, seed=0)
     details.to_parquet(tmp_path / "details.parquet")
     scores.to_json(tmp_path / "scores.jsonl", orient="records", lines=True)
-    run = store.load_score_files(ds, tmp_path / "scores.jsonl", tmp_path / "details.parquet", name="first")
+    run = load.score_files(store, ds, tmp_path / "scores.jsonl", tmp_path / "details.parquet", name="first")
     assert store.score_run(run)["status"] == "done" and store.score_run(run)["variants"] == ["llm"]
     assert len(store.seam_scores(run)) == 4
 
@@ -161,7 +161,7 @@ def test_load_files_and_exports(store, tmp_path):
     store.export_dataset(ds, tmp_path / "orlp.csv", layout="openrlhf-preference", ids=["q0"])
     assert pd.read_csv(tmp_path / "orlp.csv").columns.tolist() == ["prompt", "chosen", "rejected"]
     seam_file = store.export_dataset(ds, tmp_path / "seam.jsonl", layout="seam")
-    again = store.load_instructions_file(seam_file, name="roundtrip")
+    again = load.instructions_file(store, seam_file, name="roundtrip").dataset_id
     pd.testing.assert_frame_equal(store.instructions(again), store.instructions(ds))
     ref = store.export_dataset(ds, tmp_path / "ref.json", layout="seam-json")
     assert json.loads(ref.read_text())[0]["question"] == "question 0?"
@@ -220,7 +220,7 @@ def test_in_memory_store_full_flow():
     store.save_score_results(run, details, scores)
     assert len(store.instruction_breakdown(run, "q0")) == 2
     assert len(store.lowest_seam(run, "llm")) == 5
-    from db.worker import Worker
+    from jobs.worker import Worker
 
     with pytest.raises(SeamError, match="not in-memory SQLite"):
         Worker(store)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from app.sample_project import copy_project, ensure_sample_project
+from fixtures.sample_project import copy_project, ensure_sample_project
 from app.server import free_port
-from db import job_kinds, open_store, queries
+from db import open_store, queries
+from jobs import job_kinds
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -13,20 +13,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import update
 
-from db import (
-    JobLost,
-    cancel_job,
-    enqueue_job,
-    get_job,
-    job_kinds,
-    list_jobs,
-    open_store,
-    register_job_kind,
-    requeue_job,
-)
-from db.handlers import synthetic_frames
+from db import open_store
 from db.models import Job, utcnow
-from db.worker import HOST, Worker
+from jobs import JobLost, cancel_job, enqueue_job, get_job, job_kinds, list_jobs, register_job_kind, requeue_job
+from jobs.kinds.synthetic import synthetic_frames
+from jobs.worker import HOST, Worker
 from seam.errors import SeamError
 
 

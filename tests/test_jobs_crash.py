@@ -11,8 +11,10 @@ import time
 
 import pandas as pd
 
-from db import enqueue_job, get_job, open_store
-from db.worker import Worker
+from db import open_store
+
+from jobs import enqueue_job, get_job
+from jobs.worker import Worker
 
 N_INST, CHUNK, N_NEG, VARIANTS = 200, 20, 30, ["contrast", "llm", "adv"]
 N_CHUNKS = N_INST // CHUNK
@@ -44,7 +46,7 @@ def _state(db, job):
 
 
 def _start_worker(folder):
-    return subprocess.Popen([sys.executable, "-m", "db.worker", "--db", str(folder), "--poll", "0.1", "--quiet"],
+    return subprocess.Popen([sys.executable, "-m", "seam", "worker", "--db", str(folder), "--poll", "0.1", "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -101,7 +103,7 @@ def test_sigkill_at_several_points_resumes_to_identical_results(tmp_path):
         assert chunks < N_CHUNKS and expected_chunks in (None, chunks)
     assert _state(db, job)[0] == 7
 
-    finish = subprocess.run([sys.executable, "-m", "db.worker", "--db", str(crash_dir), "--once", "--quiet"],
+    finish = subprocess.run([sys.executable, "-m", "seam", "worker", "--db", str(crash_dir), "--once", "--quiet"],
                             capture_output=True, text=True, timeout=120)
     assert finish.returncode == 0, finish.stderr
     info = get_job_status(db, job)

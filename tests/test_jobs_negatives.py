@@ -5,8 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from db import enqueue_job, get_job, open_store
-from db.worker import Worker
+from db import open_store
+
+from jobs import enqueue_job, get_job
+from jobs.worker import Worker
 
 
 @pytest.fixture()

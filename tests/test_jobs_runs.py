@@ -10,8 +10,10 @@ import time
 
 import pytest
 
-from db import cancel_job, enqueue_job, get_job, job_kinds, open_store, requeue_job
-from db.worker import Worker
+from db import open_store
+
+from jobs import cancel_job, enqueue_job, get_job, job_kinds, requeue_job
+from jobs.worker import Worker
 
 from test_experiment import shared_tiny_demo
 

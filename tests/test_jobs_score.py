@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from db import enqueue_job, get_job, open_store
-from db.worker import Worker
+from db import load, open_store
+
+from jobs import enqueue_job, get_job
+from jobs.worker import Worker
 from seam.cli import main
 
 from helpers import random_texts
@@ -33,8 +35,8 @@ def _files(d):
 
 def _project(folder, tiny_models, data, negs):
     store = open_store(folder)
-    ds = store.load_instructions_file(data, name="rl")
-    store.load_negatives_file(ds, negs)
+    ds = load.instructions_file(store, data, name="rl").dataset_id
+    load.negatives_file(store, ds, negs)
     pm = store.register_model("pm", str(tiny_models[0]))
     rm = store.register_model("rm", str(tiny_models[1]))
     run = store.create_score_run(ds, ["contrast", "adv"], {"weighting": "paper", "device": "cpu"}, pm_model_id=pm, rm_model_id=rm)
@@ -61,8 +63,8 @@ def test_score_job_equals_cli(tmp_path, tiny_models, capsys):
 def test_score_job_without_models_fails_cleanly(tmp_path, tiny_models):
     data, negs = _files(tmp_path)
     store = open_store(tmp_path / "p")
-    ds = store.load_instructions_file(data, name="rl")
-    store.load_negatives_file(ds, negs)
+    ds = load.instructions_file(store, data, name="rl").dataset_id
+    load.negatives_file(store, ds, negs)
     run = store.create_score_run(ds, ["contrast"], {})
     job = enqueue_job(store, "score", {"score_run_id": run})
     Worker(store, echo=False, poll_s=0.05).run(once=True)
@@ -83,7 +85,7 @@ def test_sigkill_mid_score_job_resumes_identically(tmp_path, tiny_models):
     store, run, job = _project(tmp_path / "crash", tiny_models, data, negs)
     store.close()
     db = tmp_path / "crash" / "seam.db"
-    proc = subprocess.Popen([sys.executable, "-m", "db.worker", "--db", str(tmp_path / "crash"), "--poll", "0.1", "--quiet"],
+    proc = subprocess.Popen([sys.executable, "-m", "seam", "worker", "--db", str(tmp_path / "crash"), "--poll", "0.1", "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -94,7 +96,7 @@ def test_sigkill_mid_score_job_resumes_identically(tmp_path, tiny_models):
         proc.wait()
     done_before = _chunks(db, job)
     assert 2 <= done_before < 6  # killed mid-job
-    finish = subprocess.run([sys.executable, "-m", "db.worker", "--db", str(tmp_path / "crash"), "--once", "--quiet"],
+    finish = subprocess.run([sys.executable, "-m", "seam", "worker", "--db", str(tmp_path / "crash"), "--once", "--quiet"],
                             capture_output=True, text=True, timeout=180)
     assert finish.returncode == 0, finish.stderr
     store = open_store(tmp_path / "crash")

@@ -21,10 +21,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from db import enqueue_job, get_job, open_store, requeue_job
-from db.handlers_score import score_job
-from db.ray_backend import RayBackend, RayConfig
-from db.worker import Worker
+from db import load, open_store
+
+from jobs import enqueue_job, get_job, requeue_job
+from jobs.kinds.score import score_job
+from jobs.ray_backend import RayBackend, RayConfig
+from jobs.worker import Worker
 from seam.cli import main
 
 from helpers import random_texts
@@ -103,8 +105,8 @@ def _project(folder: Path, tiny_models) -> tuple:
     negs.write_text("".join(json.dumps({"id": ids[p], "variant": ["contrast", "adv"][k % 2], "text": r}) + "\n"
                             for k, (p, r) in enumerate(zip(prompts, responses))))
     store = open_store(folder)
-    ds = store.load_instructions_file(data, name="rl")
-    store.load_negatives_file(ds, negs)
+    ds = load.instructions_file(store, data, name="rl").dataset_id
+    load.negatives_file(store, ds, negs)
     pm = store.register_model("pm", str(tiny_models[0]))
     rm = store.register_model("rm", str(tiny_models[1]))
     return store, ds, pm, rm

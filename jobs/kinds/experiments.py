@@ -32,12 +32,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from seam.data import write_table
 from seam.errors import SeamError
+from seam.experiment import (
+    RUNNERS,
+    AugmentExperimentConfig,
+    EvalSettings,
+    ExperimentHooks,
+    ExperimentInputs,
+    ExperimentStopped,
+    FilterExperimentConfig,
+)
 
-if TYPE_CHECKING:
-    from .jobs import JobContext
+from ..context import JobCancelled, JobContext, JobLost
+from .common import model_row
 
 FILTER_BASELINES = ("random", "perplexity", "reward-gap", "full")
 AUGMENT_BASELINES = ("random", "full")
@@ -50,9 +60,6 @@ def filter_ppo(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
 
 def augment_ppo(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     return _Job(ctx, payload, "augment").run()
-
-
-KINDS = {"filter-ppo": filter_ppo, "augment-ppo": augment_ppo}
 
 
 def _numbers(metrics: dict) -> dict[str, float]:
@@ -153,11 +160,7 @@ class _Job:
     def _model(self, model_id, role: str) -> dict:
         if model_id is None:
             raise SeamError(f"score run {self.score_run_id} has no {role.upper()}; it is needed for PPO")
-        models = self.store.models()
-        row = models[models["id"] == int(model_id)]
-        if row.empty:
-            raise SeamError(f"registered model {model_id} ({role}) not found in {self.store.display}")
-        row = row.iloc[0].to_dict()
+        row = model_row(self.store, model_id, role)
         if row.get("adapter"):
             raise SeamError(f"model {model_id} ({row.get('name')}) is a base + adapter; merge it with "
                             "`seam train merge` and register the merged folder for experiments")
@@ -166,9 +169,6 @@ class _Job:
         return row
 
     def _write_inputs(self, folder: Path):
-        from seam.data import write_table
-        from seam.experiment import ExperimentInputs
-
         store, run = self.store, self.score_run
         inputs = folder / "inputs"
         inputs.mkdir(parents=True, exist_ok=True)
@@ -205,8 +205,6 @@ class _Job:
                                 **{k: v for k, v in files.items() if v and (self.kind == "augment" or k == "eval")})
 
     def _config(self):
-        from seam.experiment import AugmentExperimentConfig, EvalSettings, FilterExperimentConfig
-
         p = self.payload
         ev = p.get("eval") or {}
         if not isinstance(ev, dict):
@@ -376,10 +374,6 @@ class _Job:
     # ------------------------------------------------------------------ the job
 
     def run(self) -> dict[str, Any]:
-        from seam.experiment import RUNNERS, ExperimentHooks, ExperimentStopped
-
-        from .jobs import JobCancelled, JobLost
-
         self._settings()
         folder = self._folder()
         folder.mkdir(parents=True, exist_ok=True)

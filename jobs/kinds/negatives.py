@@ -12,17 +12,19 @@ transaction.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pandas as pd
+
+from db.store import Store
 from seam.errors import SeamError
+from seam.negatives import BUILDERS, make_builder
 
-if TYPE_CHECKING:
-    from .jobs import JobContext
+from ..context import JobContext
+from .common import load_model, model_row
 
 
-def _builder(store, payload: dict, instructions):
-    from seam.negatives import BUILDERS, make_builder
-
+def _builder(store: Store, payload: dict, instructions: pd.DataFrame):
     name = payload.get("builder")
     if name not in BUILDERS:
         raise SeamError(f"negatives payload: builder {name!r} is not one of {', '.join(BUILDERS)}")
@@ -38,21 +40,15 @@ def _builder(store, payload: dict, instructions):
     if name == "contrast" and not raw.get("corpus"):
         kwargs["corpus"] = instructions  # the whole dataset, whichever chunk is being built
     if name == "adv":
-        from seam.models.loading import load_rm
-
-        from .handlers_score import _model_row
-
         if payload.get("rm_model_id") is None and not raw.get("rm"):
             raise SeamError("the adv builder needs a reward model: pass rm_model_id (a registered RM)")
         if payload.get("rm_model_id") is not None:
-            row = _model_row(store, payload["rm_model_id"], "rm")
-            kwargs["rm"] = load_rm(row["path"], row.get("adapter"), raw.get("device", "auto"), raw.get("dtype", "auto"))
+            row = model_row(store, payload["rm_model_id"], "rm")
+            kwargs["rm"] = load_model(row, raw.get("device", "auto"), raw.get("dtype", "auto"))
     return make_builder(name, cls.Config(**raw), **kwargs), name
 
 
 def negatives_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    import pandas as pd
-
     store = ctx.store
     try:
         ds = int(payload["dataset_id"])

@@ -6,7 +6,7 @@ device, dtype) and its registered PM and RM. Chunks are fixed by the dataset's i
 ``chunk_size``, so a resumed job splits the work exactly as the first attempt did; each chunk's
 rows and its done-marker are written in one transaction.
 
-The pieces are shared with the Ray backend (db.ray_backend), which runs `score_chunk` in Ray
+The pieces are shared with the Ray backend (jobs.ray_backend), which runs `score_chunk` in Ray
 actors instead of this process: `plan_score_job` (inputs, settings, the chunks and their keys),
 `load_models`, `score_chunk` (the model work of one chunk) and `chunk_writer` (its rows), so
 both backends compute and store the same numbers under the same chunk keys.
@@ -15,47 +15,40 @@ both backends compute and store the same numbers under the same chunk keys.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+import pandas as pd
+
+from db.store import Store
 from seam.errors import SeamError
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from .jobs import JobContext
+from ..context import JobContext
+from .common import model_row
 
 SETTING_KEYS = ("template", "weighting", "aggregate", "max_prompt_tokens", "max_response_tokens", "batch_tokens")
 
 
-def _model_row(store, model_id, role: str) -> dict[str, Any]:
-    if model_id is None:
-        raise SeamError(f"the score run has no {role.upper()}; register one and create the run with it")
-    models = store.models()
-    row = models[models["id"] == int(model_id)]
-    if row.empty:
-        raise SeamError(f"registered model {model_id} ({role}) not found in {store.display}")
-    return row.iloc[0].to_dict()
-
-
-def model_specs(store, run: dict, settings: dict) -> tuple[dict[str, Any], dict[str, Any]]:
+def model_specs(store: Store, run: dict, settings: dict) -> tuple[dict[str, Any], dict[str, Any]]:
     """(pm, rm) as plain dicts (path, adapter, device, dtype): what `load_models` needs, anywhere."""
     specs = []
     for role in ("pm", "rm"):
-        row = _model_row(store, run.get(f"{role}_model_id"), role)
+        if run.get(f"{role}_model_id") is None:
+            raise SeamError(f"the score run has no {role.upper()}; register one and create the run with it")
+        row = model_row(store, run[f"{role}_model_id"], role)
         specs.append({"path": row["path"], "adapter": row.get("adapter"), "device": settings.get("device", "auto"),
                       "dtype": settings.get("dtype") or row.get("dtype") or "auto"})
     return specs[0], specs[1]
 
 
 def load_models(pm_spec: dict[str, Any], rm_spec: dict[str, Any]):
-    from seam.models.loading import load_pm, load_rm
+    from seam.models.loading import load_pm, load_rm  # lazy: pulls in torch and transformers
 
     pm = load_pm(pm_spec["path"], pm_spec["adapter"], pm_spec["device"], pm_spec["dtype"])
     rm = load_rm(rm_spec["path"], rm_spec["adapter"], rm_spec["device"], rm_spec["dtype"])
     return pm, rm
 
 
-def load_run_models(store, run: dict, settings: dict):
+def load_run_models(store: Store, run: dict, settings: dict):
     return load_models(*model_specs(store, run, settings))
 
 
@@ -84,7 +77,7 @@ class ScorePlan:
         return inst, self.negatives[self.negatives["id"].isin(set(ids))]
 
 
-def plan_score_job(store, payload: dict[str, Any]) -> ScorePlan:
+def plan_score_job(store: Store, payload: dict[str, Any]) -> ScorePlan:
     try:
         run_id = int(payload["score_run_id"])
     except (KeyError, TypeError, ValueError):
@@ -107,7 +100,7 @@ def plan_score_job(store, payload: dict[str, Any]) -> ScorePlan:
 
 
 def make_scorer(pm, rm, config_kwargs: dict[str, Any]):
-    from seam.score.pipeline import ScoreConfig, SeamScorer
+    from seam.score.pipeline import ScoreConfig, SeamScorer  # lazy: pulls in torch
 
     return SeamScorer(pm, rm, ScoreConfig(**config_kwargs))
 
@@ -115,8 +108,6 @@ def make_scorer(pm, rm, config_kwargs: dict[str, Any]):
 def score_chunk(scorer, inst: pd.DataFrame, negs: pd.DataFrame,
                 progress: Callable[[int, int, str], None] | None = None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """The model work of one chunk: (details, scores) frames, or (None, None) when it has no negatives."""
-    import pandas as pd
-
     results = list(scorer.iter_chunks(inst, negs, progress=progress))
     details = [r.details for r in results if len(r.details)]
     scores = [r.scores for r in results if len(r.scores)]
@@ -125,7 +116,7 @@ def score_chunk(scorer, inst: pd.DataFrame, negs: pd.DataFrame,
     return pd.concat(details, ignore_index=True), pd.concat(scores, ignore_index=True)
 
 
-def chunk_writer(store, run_id: int, details: pd.DataFrame | None, scores: pd.DataFrame | None):
+def chunk_writer(store: Store, run_id: int, details: pd.DataFrame | None, scores: pd.DataFrame | None):
     """`writer(conn)` for `ctx.commit_chunk`: the chunk's rows in the chunk's transaction."""
 
     def write(conn) -> None:  # noqa: ANN001

@@ -1,10 +1,7 @@
-"""Job kinds the worker knows without registration: name -> handler(ctx, payload).
-
-`synthetic-score` fills a score run with deterministic made-up SEAM numbers (a pure function
+"""The `synthetic-score` job: fills a score run with deterministic made-up SEAM numbers (a pure function
 of the payload seed and the instruction ids) in committed chunks. It exercises the whole job
 path (claim, progress, chunked commits, cancel, crash-resume) without a model, and is what the
-job tests and the store benchmark use. Real kinds (score, negatives, train, ppo, eval) join
-`BUILTIN_KINDS` as they are wired to the library.
+job tests and the store benchmark use.
 """
 
 from __future__ import annotations
@@ -12,15 +9,14 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from seam.errors import SeamError
 
-if TYPE_CHECKING:
-    from .jobs import JobContext, Handler
+from ..context import JobContext
 
 
 def synthetic_frames(ext_ids: Sequence[str], variants: Sequence[str], n_negatives: int,
@@ -107,27 +103,3 @@ def synthetic_score(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
         ctx.progress((index + 1) / len(chunks), f"chunk {index + 1}/{len(chunks)}")
     store.set_score_run_status(run_id, "done")
     return {"chunks": len(chunks), "details_written": written}
-
-
-def _score(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    from .handlers_score import score_job
-
-    return score_job(ctx, payload)
-
-
-def _negatives(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    from .handlers_negatives import negatives_job
-
-    return negatives_job(ctx, payload)
-
-
-from .handlers_ui import KINDS as UI_KINDS  # noqa: E402
-from .handlers_runs import KINDS as RUNS_KINDS  # noqa: E402
-
-BUILTIN_KINDS: dict[str, Handler] = {
-    "synthetic-score": synthetic_score,
-    "score": _score,
-    "negatives": _negatives,
-    **UI_KINDS,  # validate-model, generate-samples, embed-map (db/handlers_ui.py)
-    **RUNS_KINDS,  # filter-ppo, augment-ppo (db/handlers_runs.py)
-}

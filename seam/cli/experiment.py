@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..errors import SeamError
 from . import example_epilog
 
 _INPUT_FLAGS = ("rl", "scores", "pm", "rm", "eval", "negatives", "sft", "rm_train", "rm_test")
@@ -142,7 +143,7 @@ def _add_common(p: argparse.ArgumentParser, kind: str) -> None:
 
 
 def _ppo_overrides(args) -> dict:
-    from ..errors import SeamError
+    # lazy: every `seam` command imports this module to build its parser; seam.train loads pandas
     from ..train.config import PPOConfig, coerce, load_yaml
 
     out: dict = {}
@@ -162,7 +163,7 @@ def _ppo_overrides(args) -> dict:
 
 
 def _train_overrides(args, what: str) -> dict:
-    from ..errors import SeamError
+    # lazy: every `seam` command imports this module to build its parser; seam.train loads pandas
     from ..train.config import TRAIN_CONFIGS, coerce, load_yaml
 
     cls = TRAIN_CONFIGS[what]
@@ -184,6 +185,7 @@ def _train_overrides(args, what: str) -> dict:
 
 
 def build_config(args):
+    # lazy: every `seam` command imports this module to build its parser; seam.experiment loads pandas and seam.train
     from ..experiment import EXPERIMENT_CONFIGS, EvalSettings
 
     ev = EvalSettings(n_prompts=args.n_eval, max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size,
@@ -213,8 +215,7 @@ def _command() -> str | None:
 
 
 def build_inputs(args):
-    from ..errors import SeamError
-    from ..experiment import ExperimentInputs, project_inputs
+    from ..experiment import ExperimentInputs, project_inputs  # lazy: as in build_config
 
     given = {k: getattr(args, k, None) for k in _INPUT_FLAGS}
     if args.project:
@@ -227,8 +228,7 @@ def build_inputs(args):
 
 
 def run(args) -> int:
-    from ..errors import SeamError
-    from ..experiment import RUNNERS, print_progress_hooks
+    from ..experiment import RUNNERS, print_progress_hooks  # lazy: as in build_config
 
     cfg = build_config(args)
     inputs = build_inputs(args)
@@ -259,7 +259,7 @@ def run(args) -> int:
 
 
 def _summary(result) -> str:
-    from ..experiment import _num
+    from ..experiment import format_number as _num  # lazy: as in build_config
 
     scores = [s for s in ("gold", "rm") if any(r.get(s) is not None for r in result.arms)]
     head = f"{'arm':<18} {'n':>5} " + " ".join(f"{s:>8} {'d_' + s:>8} {'win':>6}" for s in scores)

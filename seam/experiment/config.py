@@ -1,0 +1,198 @@
+"""Experiment settings: `EvalSettings`, `ExperimentConfig` and one subclass per experiment (filter,
+augment, sweep), the constants they share, and the checks of trainer overrides.
+
+A config only describes an experiment; `validate()` checks it (one-line `SeamError`s) before any
+file is read or model loaded. `seam.experiment.runner` runs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+
+from ..errors import SeamError
+from ..select import check_fraction
+from ..train.config import DTYPES, TRAIN_CONFIGS
+from ..train.judges import JUDGES
+from ..train.stats import PAIRED_TESTS
+
+EXPERIMENT_KINDS = ("filter", "augment", "sweep")
+# arm base name -> selection method (None: the reference arm, the data unchanged)
+FILTER_ARMS: dict[str, str | None] = {"full": None, "seam": "seam", "random": "random", "perplexity": "perplexity",
+                                      "reward-gap": "reward-gap"}
+AUGMENT_ARMS: dict[str, str | None] = {"original": None, "seam": "seam", "random": "random", "full": "full"}
+ARM_ALIASES = {"reward_gap": "reward-gap", "rewardgap": "reward-gap", "ppl": "perplexity"}
+REFERENCE = {"filter": "full", "augment": "original", "sweep": "full"}
+DEFAULT_RATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+MANIFEST = "experiment.json"
+SCORES = ("gold", "rm")  # judged scores compared between arms (gold first: the headline)
+
+
+def arm_alias(name: str) -> str:
+    """The canonical spelling of an arm or method name (`reward_gap` -> `reward-gap`, `ppl` -> `perplexity`)."""
+    name = str(name).strip()
+    return ARM_ALIASES.get(name, name)
+
+
+def help_field(default, help: str):
+    """A dataclass field with its help text (mutable defaults are copied per instance)."""
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class EvalSettings:
+    """How each arm's final policy is evaluated."""
+
+    n_prompts: int | None = help_field(40, "held-out prompts used (the first N of the eval set); None = all")
+    max_new_tokens: int = help_field(48, "max tokens per generated response")
+    temperature: float = help_field(0.0, "0 = greedy decoding (deterministic per policy)")
+    batch_size: int = help_field(16, "prompts per generation batch")
+    kl: bool = help_field(True, "also estimate KL(policy || starting policy) per response (one more forward pass each)")
+    holdout: float = help_field(0.2, "without an eval file: the share of the RL set held out (seeded) as eval prompts")
+    judges: tuple[str, ...] = help_field(SCORES, "judges: gold (demo world rows) and rm (the input RM as a fixed yardstick)")
+
+    def validate(self) -> None:
+        if self.n_prompts is not None and (isinstance(self.n_prompts, bool) or int(self.n_prompts) < 1):
+            raise SeamError(f"--n-eval must be a positive number of prompts, got {self.n_prompts!r}")
+        if int(self.max_new_tokens) < 1 or int(self.batch_size) < 1:
+            raise SeamError("--max-new-tokens and the eval batch size must be positive integers")
+        if self.temperature < 0:
+            raise SeamError(f"eval temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.holdout < 1:
+            raise SeamError(f"eval holdout must be a fraction in (0, 1), got {self.holdout}")
+        self.judges = tuple(self.judges)
+        bad = [j for j in self.judges if j not in ("gold", "rm")]
+        if bad or not self.judges:
+            raise SeamError(f"experiment judges must be gold and/or rm (got {list(self.judges)}); "
+                            f"other judges ({', '.join(j for j in JUDGES if j not in SCORES)}) run with `seam train eval-policy`")
+
+
+@dataclass
+class ExperimentConfig:
+    """Settings every experiment shares. `ppo` / `sft` / `rm` hold overrides of the trainers' configs."""
+
+    arms: tuple[str, ...] = help_field((), "arms to run (default: every arm of the experiment)")
+    seeds: tuple[int, ...] = help_field((0,), "one PPO run per arm and seed (also the random baselines' seed)")
+    p: float = help_field(0.2, "share of the RL set dropped (filter) or augmented (augment); paper: 0.2")
+    variants: tuple[str, ...] = help_field((), "SEAM variants (several: ranks averaged); default all in the scores file")
+    ppo: dict = help_field({}, "PPOConfig overrides (steps, batch_size, response_length, lora, ...)")
+    eval: EvalSettings = field(default_factory=EvalSettings, metadata={"help": "evaluation settings"})
+    template: str = help_field("stackllama", "text template for training and evaluation")
+    device: str = help_field("auto", "auto | cpu | cuda (training and evaluation)")
+    dtype: str = help_field("auto", "auto | float32 | bfloat16 | float16: evaluation weights and the trainers' mixed precision")
+    test: str = help_field("t", "paired test over per-seed means: t | wilcoxon | permutation | sign")
+    level: float = help_field(0.95, "confidence level of the intervals")
+    eval_initial: bool = help_field(True, "also evaluate the starting policy (no PPO), as a point of reference")
+    quiet: bool = help_field(True, "no per-trainer progress bars (the experiment reports per unit)")
+    command: str | None = help_field(None, "the command line, recorded in the results")
+
+    kind = "experiment"
+
+    def arm_names(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def validate(self) -> None:
+        self.seeds = tuple(int(s) for s in self.seeds)
+        if not self.seeds:
+            raise SeamError("--seeds: give at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise SeamError(f"--seeds {list(self.seeds)}: a seed is repeated; give distinct seeds")
+        check_fraction(self.p)
+        self.variants = tuple(self.variants or ())
+        self.arms = tuple(self.arms or ())
+        if self.test not in PAIRED_TESTS:
+            raise SeamError(f"--test must be one of {', '.join(PAIRED_TESTS)}, got {self.test!r}")
+        if self.dtype not in DTYPES:
+            raise SeamError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if not 0 < self.level < 1:
+            raise SeamError(f"--level must be in (0, 1), got {self.level}")
+        if not isinstance(self.ppo, dict):
+            raise SeamError(f"ppo overrides must be a mapping of PPOConfig fields, got {type(self.ppo).__name__}")
+        self.eval.validate()
+        _check_overrides("ppo", self.ppo, _PPO_OWNED)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["kind"] = self.kind
+        return d
+
+
+@dataclass
+class FilterExperimentConfig(ExperimentConfig):
+    """Full RL set vs dropping the lowest p% by SEAM vs the baselines (paper section 6)."""
+
+    kind = "filter"
+
+    def arm_names(self) -> tuple[str, ...]:
+        return self.arms or ("full", "seam", "random", "perplexity")
+
+
+@dataclass
+class AugmentExperimentConfig(ExperimentConfig):
+    """Original training data vs contrast-instruction augmentation around anchors (paper section 7)."""
+
+    k: int = help_field(5, "contrast neighbours per anchor: k SFT rows and k RM pairs (paper: 5)")
+    sft: dict = help_field({}, "SFTConfig overrides for retraining the PM (max_steps, lora, learning_rate, ...)")
+    rm: dict = help_field({}, "RMConfig overrides for retraining the RM (max_steps, train_layers, ...)")
+    train_seed: int | None = help_field(None, "seed of the SFT/RM retraining and of the random anchors (default: the first seed)")
+
+    kind = "augment"
+
+    def arm_names(self) -> tuple[str, ...]:
+        return self.arms or ("original", "seam", "random", "full")
+
+    def validate(self) -> None:
+        super().validate()
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise SeamError(f"--k must be a positive integer (paper: 5), got {self.k!r}")
+        _check_overrides("sft", self.sft, _TRAIN_OWNED)
+        _check_overrides("rm", self.rm, _TRAIN_OWNED)
+
+
+@dataclass
+class SweepConfig(ExperimentConfig):
+    """The SEAM filter (and optional baselines) at several drop rates, against the full RL set."""
+
+    rates: tuple[float, ...] = help_field(DEFAULT_RATES, "drop rates to sweep (fractions)")
+    methods: tuple[str, ...] = help_field(("seam",), "selection methods swept: seam, random, perplexity, reward-gap")
+
+    kind = "sweep"
+
+    def arm_names(self) -> tuple[str, ...]:
+        if self.arms:
+            return self.arms
+        return ("full",) + tuple(f"{m}@{r:g}" for m in self.methods for r in self.rates)
+
+    def validate(self) -> None:
+        super().validate()
+        self.rates = tuple(float(r) for r in self.rates)
+        if not self.rates:
+            raise SeamError("--rates: give at least one drop rate")
+        for r in self.rates:
+            check_fraction(r, "--rates")
+        self.methods = tuple(arm_alias(m) for m in self.methods)
+        for m in self.methods:
+            if m not in FILTER_ARMS or FILTER_ARMS[m] is None:
+                raise SeamError(f"--methods {m!r}: unknown; sweep one or more of "
+                                f"{', '.join(k for k, v in FILTER_ARMS.items() if v)}")
+
+
+EXPERIMENT_CONFIGS: dict[str, type[ExperimentConfig]] = {
+    "filter": FilterExperimentConfig, "augment": AugmentExperimentConfig, "sweep": SweepConfig}
+
+# Trainer fields the experiment sets itself (an override of these would break the design).
+_PPO_OWNED = ("policy", "reward_model", "data", "output_dir", "seed", "eval_data", "ref_policy")
+_TRAIN_OWNED = ("model", "data", "output_dir", "eval_data")
+
+
+def _check_overrides(what: str, overrides: dict, owned: tuple[str, ...]) -> None:
+    cls = TRAIN_CONFIGS[what]
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in overrides:
+        if key in owned:
+            raise SeamError(f"{what} override {key!r} is set by the experiment itself; remove it")
+        if key not in names:
+            raise SeamError(f"unknown {what} setting {key!r}; valid: {', '.join(sorted(names - set(owned)))}")
+
