@@ -14,11 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from seam.data import ImportConfig, ImportStats, iter_import
+from seam.data.contract import INSTRUCTION_FIELDS, NEGATIVE_FIELDS  # noqa: F401 - the page reads them here
+from seam.data.contract import REQUIRED_FIELDS as REQUIRED
 from seam.data.tables import iter_records
-
-INSTRUCTION_FIELDS = ("id", "prompt", "chosen", "rejected", "meta")
-NEGATIVE_FIELDS = ("id", "variant", "text", "meta")
-REQUIRED = {"id", "prompt", "chosen", "variant", "text"}
 
 
 def save_upload(name: str, data: bytes, folder: Path) -> Path:

@@ -23,6 +23,7 @@ import streamlit as st
 from app import stats
 from app.ui import plain, store_for
 from db import queries
+from jobs import get_job
 
 INDEX_WAIT_S = 3.0  # a filter waits this long for a dataset index being built, then asks SQL
 SCATTER_POINTS = 4000  # points drawn in a scatter (the correlation uses every instruction)
@@ -176,8 +177,6 @@ def embedding_map(db: str, dataset_id: int) -> dict[str, Any] | None:
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def _job_result(db: str, job_id: int) -> dict[str, Any] | None:
-    from jobs import get_job
-
     return get_job(store_for(db), job_id)["result"]
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from seam.errors import SeamError
 
+from .engine import make_engine, resolve_url
+from .migrate import alembic_config, current_revision, ensure_schema, head_revision, known_revisions
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m db", description="SEAM Studio store maintenance.")
@@ -33,9 +36,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .engine import make_engine, resolve_url
-    from .migrate import alembic_config, current_revision, ensure_schema, head_revision, known_revisions
-
     if args.command == "revision":
         from alembic import command
 

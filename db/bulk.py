@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from itertools import islice
 from collections.abc import Iterable, Sequence
+from itertools import islice
 
 import numpy as np
 import pandas as pd

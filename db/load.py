@@ -24,13 +24,14 @@ from sqlalchemy import delete, select
 
 from seam.data import IMPORTERS, ImportConfig, ImportStats, iter_import, load_instructions, load_negatives, read_table
 from seam.data.columns import InstructionColumns, NegativeColumns
+from seam.data.contract import SCORE_COLUMNS
 from seam.demo import VARIANTS, DemoPaths
 from seam.errors import SeamError
 
 from .bulk import require_columns
 from .files import file_sha256
 from .models import ScoreRun
-from .store import SCORE_COLUMNS, Store
+from .store import Store
 
 CONTRACT = "instructions file"  # a file already in the instructions contract (columns can be mapped)
 FORMATS = (CONTRACT, *sorted(IMPORTERS))

@@ -26,6 +26,9 @@ from .models import (
     Job,
     Negative,
     RegisteredModel,
+    Run,
+    RunInput,
+    RunMetric,
     ScoreDetail,
     ScoreRun,
     SeamScore,
@@ -363,8 +366,6 @@ def annotated_keys(store: Store, annotator: str) -> set[tuple[int, str]]:
 
 def runs_with_inputs(store: Store) -> pd.DataFrame:
     """Every run with its inputs as a list of dicts (for the lineage view)."""
-    from .models import Run, RunInput
-
     runs = _frame(store, select(Run.__table__).order_by(Run.id))
     inputs = _frame(store, select(RunInput.__table__).order_by(RunInput.id))
     grouped = {k: g.drop(columns="run_id").to_dict("records") for k, g in inputs.groupby("run_id")} if len(inputs) else {}
@@ -376,8 +377,6 @@ def runs_with_inputs(store: Store) -> pd.DataFrame:
 
 def last_metrics(store: Store, run_ids: Sequence[int]) -> pd.DataFrame:
     """Each run's last logged value of every metric: run_id, name, step, value."""
-    from .models import RunMetric
-
     m = RunMetric.__table__
     ids = [int(r) for r in run_ids]
     if not ids:
@@ -392,8 +391,6 @@ def last_metrics(store: Store, run_ids: Sequence[int]) -> pd.DataFrame:
 
 def metrics_for(store: Store, run_ids: Sequence[int], names: Sequence[str] | None = None) -> pd.DataFrame:
     """run_id, step, name, value for several runs (optionally some metric names only)."""
-    from .models import RunMetric
-
     m = RunMetric.__table__
     ids = [int(r) for r in run_ids]
     if not ids:
@@ -405,8 +402,6 @@ def metrics_for(store: Store, run_ids: Sequence[int], names: Sequence[str] | Non
 
 
 def metric_names(store: Store, run_ids: Sequence[int]) -> list[str]:
-    from .models import RunMetric
-
     m = RunMetric.__table__
     ids = [int(r) for r in run_ids]
     if not ids:

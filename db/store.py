@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, text, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from seam.data.contract import DETAIL_COLUMNS, SCORE_COLUMNS
 from seam.errors import SeamError
 
 from . import files
@@ -39,6 +40,7 @@ from .models import (
     RUN_KINDS,
     RUN_STATUSES,
     Annotation,
+    Base,
     Dataset,
     Instruction,
     Negative,
@@ -51,10 +53,6 @@ from .models import (
     SeamScore,
     utcnow,
 )
-
-DETAIL_COLUMNS = ["id", "variant", "neg_index", "rm_gold", "rm_neg", "epsilon",
-                  "pm_logprob_sum", "pm_tokens", "pm_logprob_mean", "term"]
-SCORE_COLUMNS = ["id", "variant", "seam", "n_negatives", "n_misjudged", "rm_gold"]
 
 
 def open_store(target: str | Path, *, upgrade: bool = True, echo: bool = False) -> Store:
@@ -549,8 +547,6 @@ class Store:
 
     def count(self, table: str) -> int:
         """Row count of a table (for summaries and tests)."""
-        from .models import Base
-
         with self.read() as conn:
             return int(conn.execute(select(func.count()).select_from(Base.metadata.tables[table])).scalar())
 

@@ -21,6 +21,7 @@ from db.models import Job, JobChunk, utcnow
 from db.store import Store
 from seam.errors import SeamError
 
+
 def enqueue_job(store: Store, kind: str, payload: Mapping[str, Any] | None = None, *, priority: int = 0,
                 max_attempts: int = 3, run_id: int | None = None) -> int:
     """Queue a job; returns its id. Higher `priority` runs first, then oldest first."""

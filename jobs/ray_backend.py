@@ -180,7 +180,7 @@ class RayBackend:
         todo = [k for k in range(len(chunks)) if str(k) not in done]
         if done:
             ctx.log(f"resuming: {len(done)} of {len(chunks)} chunks already committed")
-        pm_spec, rm_spec = model_specs(store, plan.run, plan.settings)
+        pm_spec, rm_spec = model_specs(store, plan.run, plan.config)
         totals = {"pm_truncated": 0, "rm_truncated": 0, "without_negatives": 0}
         written = 0
         store.set_score_run_status(run_id, "running")

@@ -5,6 +5,9 @@ import streamlit as st
 from app import forms, ui
 from db import queries
 from jobs import enqueue_job
+from seam.errors import SeamError
+from seam.score.config import DTYPES, ScoreConfig
+from seam.score.formula import AGGREGATES, WEIGHTINGS
 
 store = ui.get_store()
 st.title("Score")
@@ -70,31 +73,38 @@ with tab_score:
             st.warning("This dataset has no negatives yet: build them (Build negatives tab) or import a file (Data page).")
         variants = st.multiselect("Variants", available, default=available, key="score-variants",
                                   help="each variant's negatives give one SEAM per instruction")
+        helps, defaults = ScoreConfig.field_help(), ScoreConfig.defaults()
         with st.expander("Settings", expanded=False):
             s1, s2, s3, s4 = st.columns(4)
-            pm_template = pms[pms["id"] == pm].iloc[0]["template"]
-            template = s1.text_input("Template", value=pm_template, key="score-template",
-                                     help="stackllama, chat, or a format string with {prompt} and {response}")
-            weighting = s2.radio("Weighting", ("paper", "prob"), key="score-weighting",
-                                 help="paper: ell x eps (Eq. 2); prob: -exp(ell) x eps")
-            aggregate = s3.radio("Aggregate", ("sum", "mean"), key="score-aggregate")
-            device = s4.selectbox("Device", ("auto", "cpu", "cuda"), key="score-device")
+            pm_template = pms[pms["id"] == pm].iloc[0]["template"] or defaults["template"]
+            values = {
+                "template": s1.text_input("Template", value=pm_template, key="score-template", help=helps["template"]),
+                "weighting": s2.radio("Weighting", WEIGHTINGS, key="score-weighting", help=helps["weighting"]),
+                "aggregate": s3.radio("Aggregate", AGGREGATES, key="score-aggregate", help=helps["aggregate"]),
+                "device": s4.selectbox("Device", ("auto", "cpu", "cuda"), key="score-device", help=helps["device"]),
+            }
             t1, t2, t3, t4, t5 = st.columns(5)
-            max_prompt = t1.number_input("Max prompt tokens (0 = none)", 0, value=0, key="score-maxp")
-            max_response = t2.number_input("Max response tokens (0 = none)", 0, value=0, key="score-maxr")
-            batch_tokens = t3.number_input("Batch tokens", 64, value=16384, step=1024, key="score-bt")
-            dtype = t4.selectbox("dtype", ("auto", "float32", "bfloat16", "float16"), key="score-dtype")
-            chunk = t5.number_input("Chunk (instructions)", 1, value=64, key="score-chunk",
-                                    help="unit of commit and resume")
+            values["max_prompt_tokens"] = t1.number_input("Max prompt tokens (0 = none)", 0, value=0, key="score-maxp",
+                                                          help=helps["max_prompt_tokens"]) or None
+            values["max_response_tokens"] = t2.number_input("Max response tokens (0 = none)", 0, value=0,
+                                                            key="score-maxr", help=helps["max_response_tokens"]) or None
+            values["batch_tokens"] = t3.number_input("Batch tokens", 1, value=defaults["batch_tokens"], step=1024,
+                                                     key="score-bt", help=helps["batch_tokens"])
+            values["dtype"] = t4.selectbox("dtype", DTYPES, key="score-dtype", help=helps["dtype"])
+            values["chunk_instructions"] = t5.number_input("Chunk (instructions)", 1, value=defaults["chunk_instructions"],
+                                                           key="score-chunk", help=helps["chunk_instructions"])
         name = st.text_input("Run name (optional)", key="score-name")
         if st.button("Compute SEAM", type="primary", disabled=not variants, key="score-go"):
-            settings = {"template": template, "weighting": weighting, "aggregate": aggregate, "device": device,
-                        "dtype": dtype, "batch_tokens": int(batch_tokens),
-                        "max_prompt_tokens": int(max_prompt) or None, "max_response_tokens": int(max_response) or None}
-            run = store.create_score_run(int(ds), variants, settings, pm_model_id=int(pm), rm_model_id=int(rm),
-                                         name=name.strip() or None)
-            job = enqueue_job(store, "score", {"score_run_id": run, "chunk_size": int(chunk)})
-            st.toast(f"score run #{run}: job {job} queued")
+            try:  # checked here, so a bad value is an error at the button, not in the job's log
+                cfg = ScoreConfig.from_dict({**values, "variants": variants}, where="Score settings")
+            except SeamError as exc:
+                st.error(str(exc))
+            else:
+                settings = {k: v for k, v in cfg.to_dict().items() if k != "variants"}  # the run row holds the variants
+                run = store.create_score_run(int(ds), variants, settings, pm_model_id=int(pm), rm_model_id=int(rm),
+                                             name=name.strip() or None)
+                job = enqueue_job(store, "score", {"score_run_id": run, "chunk_size": cfg.chunk_instructions})
+                st.toast(f"score run #{run}: job {job} queued")
 
 
 @st.fragment(run_every=ui.REFRESH_S)

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("streamlit")
+from fixtures.sample_project import copy_project, ensure_sample_project  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from fixtures.sample_project import copy_project, ensure_sample_project  # noqa: E402
+from seam.score.config import ScoreConfig  # noqa: E402
 from db import open_store, queries  # noqa: E402
 from jobs import enqueue_job, get_job, job_kinds, list_jobs, register_job_kind  # noqa: E402
 from jobs.worker import Worker  # noqa: E402
@@ -53,7 +54,8 @@ def run_worker(folder: Path) -> None:
 # --- the entry point -------------------------------------------------------------------------------
 
 def test_main_registers_every_page_by_title():
-    from app.main import PAGES as REGISTERED, PAGES_DIR
+    from app.main import PAGES as REGISTERED
+    from app.main import PAGES_DIR
 
     assert [t for _, t, _ in REGISTERED] == ["Overview", "Models", "Data", "Score", "Explore", "Annotate", "Runs"]
     for file, _, _ in REGISTERED:
@@ -211,10 +213,23 @@ def test_score_launches_a_score_job_and_shows_progress(project):
         assert new["variants"] == ["llm"] and new["settings"]["weighting"] == "prob" and new["status"] == "created"
         job = list_jobs(store).iloc[0]
         assert job["kind"] == "score" and job["payload"]["score_run_id"] == int(new["id"])
+        assert job["payload"]["chunk_size"] == ScoreConfig().chunk_instructions  # the library's default, one definition
+        assert ScoreConfig.from_dict(new["settings"]).weighting == "prob"  # stored settings load back as a ScoreConfig
     assert any("score · **queued**" in t for t in texts(at.markdown))
     run_worker(project)
     at = page("score")
     assert any("score · **done**" in t for t in texts(at.markdown))
+
+
+def test_score_settings_are_checked_at_the_button(project):
+    with open_store(project) as store:
+        runs_before, jobs_before = len(queries.score_runs(store)), len(list_jobs(store))
+    at = page("score")
+    at.text_input(key="score-template").input("Q: {prompt}").run()  # no {response}
+    at.button(key="score-go").click().run()
+    assert any("{response}" in t for t in texts(at.error)), texts(at.error)
+    with open_store(project) as store:  # nothing created, nothing queued
+        assert len(queries.score_runs(store)) == runs_before and len(list_jobs(store)) == jobs_before
 
 
 def test_score_negatives_tab_builds_or_says_what_is_missing(project):

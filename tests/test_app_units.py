@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures.sample_project import copy_project, ensure_sample_project
 
 from app import annotate as ann
 from app import stats
-from fixtures.sample_project import copy_project, ensure_sample_project
 from db import open_store, queries
 from jobs import enqueue_job, get_job
 from jobs.worker import Worker

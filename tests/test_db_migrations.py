@@ -10,12 +10,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from db import open_store
-
-from jobs import enqueue_job, get_job
 from db.__main__ import main as db_main
 from db.engine import make_engine, resolve_url
 from db.migrate import alembic_config, head_revision, known_revisions, upgrade
 from db.models import Base
+from jobs import enqueue_job, get_job
 from seam.errors import SeamError
 
 

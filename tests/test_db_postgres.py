@@ -25,10 +25,9 @@ import pandas as pd
 import pytest
 
 from db import open_store
-
+from db.migrate import current_revision, head_revision
 from jobs import cancel_job, enqueue_job, get_job
 from jobs.kinds.synthetic import synthetic_frames
-from db.migrate import current_revision, head_revision
 from jobs.worker import Worker
 from seam.errors import SeamError
 

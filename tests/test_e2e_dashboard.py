@@ -15,8 +15,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from fixtures.sample_project import copy_project, ensure_sample_project
+
 from app.server import free_port
 from db import open_store, queries
 from jobs import job_kinds

@@ -12,7 +12,6 @@ import time
 import pandas as pd
 
 from db import open_store
-
 from jobs import enqueue_job, get_job
 from jobs.worker import Worker
 

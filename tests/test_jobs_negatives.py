@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 
 from db import open_store
-
 from jobs import enqueue_job, get_job
 from jobs.worker import Worker
 

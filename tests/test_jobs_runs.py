@@ -9,13 +9,11 @@ import threading
 import time
 
 import pytest
+from test_experiment import shared_tiny_demo
 
 from db import open_store
-
 from jobs import cancel_job, enqueue_job, get_job, job_kinds, requeue_job
 from jobs.worker import Worker
-
-from test_experiment import shared_tiny_demo
 
 PPO = {"steps": 2, "batch_size": 2, "ppo_epochs": 1, "response_length": 4, "lora": True, "lora_r": 2, "device": "cpu"}
 EVAL = {"n_prompts": 4, "max_new_tokens": 4}

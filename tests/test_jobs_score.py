@@ -13,14 +13,12 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import random_texts
 
 from db import load, open_store
-
 from jobs import enqueue_job, get_job
 from jobs.worker import Worker
 from seam.cli import main
-
-from helpers import random_texts
 
 
 def _files(d):

@@ -20,16 +20,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import random_texts
 
 from db import load, open_store
-
 from jobs import enqueue_job, get_job, requeue_job
 from jobs.kinds.score import score_job
 from jobs.ray_backend import RayBackend, RayConfig
 from jobs.worker import Worker
 from seam.cli import main
 
-from helpers import random_texts
 
 def _free_port() -> int:
     with socket.socket() as s:

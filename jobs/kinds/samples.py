@@ -53,7 +53,8 @@ def _sample_candidates(store: Store, payload: dict, job_id: int) -> list[int]:
 
 
 def generate_samples(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    from seam.models.scoring import RewardScorer  # lazy: pulls in torch
+    # lazy: these pull in torch and transformers, which the dashboard's import of the registry does not need
+    from seam.models.scoring import RewardScorer
     from seam.models.templates import get_template
     from seam.train.eval import generate
 

@@ -1,8 +1,8 @@
 """The `score` job: SEAM for a score run, committed chunk by chunk so a killed worker resumes exactly.
 
-Payload: ``{"score_run_id": int, "chunk_size": 64}``. Everything else comes from the store: the
-run's dataset, variants, settings (template, weighting, aggregate, max_*_tokens, batch_tokens,
-device, dtype) and its registered PM and RM. Chunks are fixed by the dataset's import order and
+Payload: ``{"score_run_id": int, "chunk_size": N}`` (default: the settings' chunk_instructions).
+Everything else comes from the store: the run's dataset, variants, settings (a `ScoreConfig` as a
+dict: checked again here with `ScoreConfig.from_dict`) and its registered PM and RM. Chunks are fixed by the dataset's import order and
 ``chunk_size``, so a resumed job splits the work exactly as the first attempt did; each chunk's
 rows and its done-marker are written in one transaction.
 
@@ -21,22 +21,20 @@ import pandas as pd
 
 from db.store import Store
 from seam.errors import SeamError
+from seam.score.config import ScoreConfig
 
 from ..context import JobContext
 from .common import model_row
 
-SETTING_KEYS = ("template", "weighting", "aggregate", "max_prompt_tokens", "max_response_tokens", "batch_tokens")
-
-
-def model_specs(store: Store, run: dict, settings: dict) -> tuple[dict[str, Any], dict[str, Any]]:
+def model_specs(store: Store, run: dict, config: ScoreConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """(pm, rm) as plain dicts (path, adapter, device, dtype): what `load_models` needs, anywhere."""
     specs = []
     for role in ("pm", "rm"):
         if run.get(f"{role}_model_id") is None:
             raise SeamError(f"the score run has no {role.upper()}; register one and create the run with it")
         row = model_row(store, run[f"{role}_model_id"], role)
-        specs.append({"path": row["path"], "adapter": row.get("adapter"), "device": settings.get("device", "auto"),
-                      "dtype": settings.get("dtype") or row.get("dtype") or "auto"})
+        dtype = config.dtype if config.dtype != "auto" else (row.get("dtype") or "auto")  # the model's own default
+        specs.append({"path": row["path"], "adapter": row.get("adapter"), "device": config.device, "dtype": dtype})
     return specs[0], specs[1]
 
 
@@ -48,8 +46,8 @@ def load_models(pm_spec: dict[str, Any], rm_spec: dict[str, Any]):
     return pm, rm
 
 
-def load_run_models(store: Store, run: dict, settings: dict):
-    return load_models(*model_specs(store, run, settings))
+def load_run_models(store: Store, run: dict, config: ScoreConfig):
+    return load_models(*model_specs(store, run, config))
 
 
 @dataclass
@@ -58,7 +56,7 @@ class ScorePlan:
 
     run_id: int
     run: dict[str, Any]
-    settings: dict[str, Any]
+    config: ScoreConfig  # the run's settings, with its variants and this job's chunk size
     variants: list[str]
     chunk_size: int
     instructions: pd.DataFrame  # indexed by external id (the id column kept)
@@ -66,9 +64,8 @@ class ScorePlan:
     chunks: list[list[str]]  # instruction ids per chunk; chunk k has key str(k)
 
     def config_kwargs(self) -> dict[str, Any]:
-        """`ScoreConfig` fields (plain values, so they can travel to a Ray actor)."""
-        return {**{k: self.settings[k] for k in SETTING_KEYS if self.settings.get(k) is not None},
-                "chunk_instructions": self.chunk_size, "variants": tuple(self.variants)}
+        """The `ScoreConfig` as plain values (they travel to a Ray actor)."""
+        return self.config.to_dict()
 
     def chunk_inputs(self, index: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(instructions, negatives) of chunk `index`."""
@@ -82,11 +79,15 @@ def plan_score_job(store: Store, payload: dict[str, Any]) -> ScorePlan:
         run_id = int(payload["score_run_id"])
     except (KeyError, TypeError, ValueError):
         raise SeamError(f"score payload needs an integer score_run_id, got {payload!r}") from None
-    size = int(payload.get("chunk_size", 64))
+    run = store.score_run(run_id)
+    settings = dict(run.get("settings") or {})
+    # runs created before chunk_instructions was stored were chunked by 64
+    size = int(payload.get("chunk_size") or settings.get("chunk_instructions") or 64)
     if size < 1:
         raise SeamError(f"score payload chunk_size must be >= 1, got {size}")
-    run = store.score_run(run_id)
     variants = list(run["variants"])
+    config = ScoreConfig.from_dict({**settings, "chunk_instructions": size, "variants": variants},
+                                   where=f"score run {run_id} settings")
     instructions = store.instructions(run["dataset_id"])
     negatives = store.negatives(run["dataset_id"])
     negatives = negatives[negatives["variant"].isin(variants)]
@@ -94,15 +95,15 @@ def plan_score_job(store: Store, payload: dict[str, Any]) -> ScorePlan:
     if missing:
         raise SeamError(f"the dataset has no negatives for variant(s) {', '.join(sorted(missing))}; build them first")
     ids = instructions["id"].tolist()
-    return ScorePlan(run_id=run_id, run=run, settings=dict(run.get("settings") or {}), variants=variants,
+    return ScorePlan(run_id=run_id, run=run, config=config, variants=variants,
                      chunk_size=size, instructions=instructions.set_index("id", drop=False), negatives=negatives,
                      chunks=[ids[i:i + size] for i in range(0, len(ids), size)])
 
 
 def make_scorer(pm, rm, config_kwargs: dict[str, Any]):
-    from seam.score.pipeline import ScoreConfig, SeamScorer  # lazy: pulls in torch
+    from seam.score.pipeline import SeamScorer  # lazy: pulls in torch
 
-    return SeamScorer(pm, rm, ScoreConfig(**config_kwargs))
+    return SeamScorer(pm, rm, ScoreConfig.from_dict(config_kwargs))
 
 
 def score_chunk(scorer, inst: pd.DataFrame, negs: pd.DataFrame,
@@ -134,7 +135,7 @@ def score_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     if done:
         ctx.log(f"resuming: {len(done)} of {len(chunks)} chunks already committed")
     ctx.progress(len(done) / max(len(chunks), 1), "loading models")
-    pm, rm = load_run_models(store, plan.run, plan.settings)
+    pm, rm = load_run_models(store, plan.run, plan.config)
     scorer = make_scorer(pm, rm, plan.config_kwargs())
     ctx.log(f"scoring {len(plan.instructions)} instructions x {len(plan.variants)} variants "
             f"on {pm.info['device']}/{pm.info['dtype']}")

@@ -17,7 +17,8 @@ from .common import int_field, load_model, model_row
 
 
 def validate_model(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    from seam.models.scoring import PolicyScorer, RewardScorer  # lazy: pulls in torch
+    # lazy: these pull in torch and transformers, which the dashboard's import of the registry does not need
+    from seam.models.scoring import PolicyScorer, RewardScorer
     from seam.models.templates import get_template
 
     store = ctx.store

@@ -7,8 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+from app.server import ServeConfig, serve
 from db import load, open_store
 
+from ..demo import DemoConfig, build_demo
 from . import example_epilog
 
 DEFAULT_DIR = "demo-project"
@@ -37,7 +39,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..demo import DemoConfig, build_demo
 
     cfg = DemoConfig.tiny_config(args.seed) if args.tiny else DemoConfig(seed=args.seed)
     root = Path(args.dir).resolve()
@@ -54,7 +55,5 @@ def run(args) -> int:
     print(f"validation report: {root / 'report' / 'validation.md'}")
     if args.no_serve:
         return 0
-    from app.server import ServeConfig, serve
-
     print(f"serving the dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)")
     return serve(ServeConfig(db=str(root), host=args.host, port=args.port, worker=True, quiet=False))

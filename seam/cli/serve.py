@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from app.server import ServeConfig, serve
+
 from . import example_epilog
 
 
@@ -31,6 +33,4 @@ def register(subparsers) -> None:  # noqa: ANN001 - argparse's private subparser
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.server import ServeConfig, serve
-
     return serve(ServeConfig(db=args.db, host=args.host, port=args.port, worker=not args.no_worker, quiet=args.quiet))

@@ -20,8 +20,13 @@ from ..errors import SeamError
 from .columns import INSTRUCTION_FLAGS, NEGATIVE_FLAGS, InstructionColumns, NegativeColumns
 from .tables import Table, _type_name, read_table_located
 
+# The column lists of DESIGN.md section 3, in one place: the formula, the store and the importers use these.
 INSTRUCTION_FIELDS = ("id", "prompt", "chosen", "rejected", "meta")
 NEGATIVE_FIELDS = ("id", "variant", "text", "meta")
+REQUIRED_FIELDS = frozenset({"id", "prompt", "chosen", "variant", "text"})  # the rest are optional
+SCORE_COLUMNS = ("id", "variant", "seam", "n_negatives", "n_misjudged", "rm_gold")
+DETAIL_COLUMNS = ("id", "variant", "neg_index", "rm_gold", "rm_neg", "epsilon", "pm_logprob_sum", "pm_tokens",
+                  "pm_logprob_mean", "term")
 
 
 def _missing(value: Any) -> bool:

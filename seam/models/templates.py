@@ -77,6 +77,14 @@ class ChatTemplate(Template):
         return Rendered(text, start, start + len(response))
 
 
+def check_template(spec: str) -> None:
+    """Raise the one-line error `get_template` would, without needing a tokenizer."""
+    if spec not in ("stackllama", "chat"):
+        if "{" not in spec:
+            get_template(spec)  # raises: unknown name
+        FormatTemplate(spec)
+
+
 def get_template(spec: str, tokenizer=None) -> Template:
     """Resolve a --template value: a registered name or a custom format string."""
     if spec == "stackllama":

@@ -14,14 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..data.contract import DETAIL_COLUMNS, SCORE_COLUMNS
 from ..errors import SeamError
 
 WEIGHTINGS = ("paper", "prob")
 AGGREGATES = ("sum", "mean")
 
-DETAIL_COLUMNS = ["id", "variant", "neg_index", "rm_gold", "rm_neg", "epsilon", "pm_logprob_sum", "pm_tokens",
-                  "pm_logprob_mean", "term"]
-SCORE_COLUMNS = ["id", "variant", "seam", "n_negatives", "n_misjudged", "rm_gold"]
 
 
 def negative_terms(rm_gold, rm_neg, logprob_sum, tokens, weighting: str = "paper"):
@@ -55,7 +53,7 @@ def details_frame(ids, variants, neg_index, rm_gold, rm_neg, logprob_sum, tokens
         "rm_gold": np.asarray(rm_gold, dtype=np.float64), "rm_neg": np.asarray(rm_neg, dtype=np.float64),
         "epsilon": eps, "pm_logprob_sum": np.asarray(logprob_sum, dtype=np.float64),
         "pm_tokens": np.asarray(tokens, dtype=np.int64), "pm_logprob_mean": ell, "term": term,
-    })[DETAIL_COLUMNS]
+    })[list(DETAIL_COLUMNS)]
 
 
 def aggregate(details: pd.DataFrame, how: str = "sum", weighting: str | None = None) -> pd.DataFrame:
@@ -70,4 +68,4 @@ def aggregate(details: pd.DataFrame, how: str = "sum", weighting: str | None = N
     out = g.agg(seam=("term", how), n_negatives=("term", "size"), n_misjudged=("_mis", "sum"), rm_gold=("rm_gold", "first"))
     out = out.reset_index()
     out["seam"] = out["seam"].astype(np.float64) + 0.0
-    return out[SCORE_COLUMNS]
+    return out[list(SCORE_COLUMNS)]

@@ -17,40 +17,10 @@ import pandas as pd
 from ..errors import SeamError
 from ..models.scoring import PolicyScorer, RewardScorer
 from ..models.templates import get_template
-from .formula import AGGREGATES, WEIGHTINGS, aggregate, details_frame
+from .config import ScoreConfig
+from .formula import aggregate, details_frame
 
 ProgressCallback = Callable[[int, int, str], None]  # (done, total, step)
-SIDE_BY_SIDE = ("auto", "on", "off")
-
-
-@dataclass
-class ScoreConfig:
-    """Settings of one scoring run (CLI flags and the dashboard both build this)."""
-
-    template: str = "stackllama"  # stackllama | chat | a format string with {prompt} and {response}
-    weighting: str = "paper"  # paper: ell*eps ; prob: -exp(ell)*eps
-    aggregate: str = "sum"  # sum | mean over the negatives of one (instruction, variant)
-    max_prompt_tokens: int | None = None  # keep the first N prompt tokens (counted as truncation)
-    max_response_tokens: int | None = None  # keep the first N response tokens (counted as truncation)
-    batch_tokens: int = 16384  # padded tokens per forward batch
-    chunk_instructions: int = 256  # instructions per chunk (bounded memory; unit of resume)
-    variants: tuple[str, ...] | None = None  # only these variants (default: all in the negatives)
-    side_by_side: str = "auto"  # PM and RM at once, each on half the CPU threads: auto (small models on CPU) | on | off
-
-    def validate(self) -> None:
-        if self.weighting not in WEIGHTINGS:
-            raise SeamError(f"--weighting {self.weighting!r}: choose one of {', '.join(WEIGHTINGS)}")
-        if self.aggregate not in AGGREGATES:
-            raise SeamError(f"--aggregate {self.aggregate!r}: choose one of {', '.join(AGGREGATES)}")
-        for flag, v in (("--max-prompt-tokens", self.max_prompt_tokens), ("--max-response-tokens", self.max_response_tokens)):
-            if v is not None and v < 1:
-                raise SeamError(f"{flag} {v}: must be a positive number of tokens")
-        if self.batch_tokens < 64:
-            raise SeamError(f"--batch-tokens {self.batch_tokens}: too small; use at least 64 (default 16384)")
-        if self.chunk_instructions < 1:
-            raise SeamError(f"--chunk-instructions {self.chunk_instructions}: must be >= 1")
-        if self.side_by_side not in SIDE_BY_SIDE:
-            raise SeamError(f"--side-by-side {self.side_by_side!r}: choose one of {', '.join(SIDE_BY_SIDE)}")
 
 
 @dataclass
