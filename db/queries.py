@@ -18,6 +18,7 @@ import pandas as pd
 from sqlalchemy import and_, case, func, or_, select, update
 
 from seam.errors import SeamError
+from seam.io import json_safe
 
 from .models import (
     Annotation,
@@ -119,7 +120,7 @@ def set_model_validation(store: Store, model_id: int, *, fingerprint: str | None
         if conn.execute(select(t.c.id).where(t.c.id == model_id)).scalar() is None:
             raise SeamError(f"no registered model {model_id} in {store.display}; register it first")
         meta = dict(_meta(meta) or {})
-        meta["validation"] = json.loads(json.dumps(dict(report), default=str))
+        meta["validation"] = json_safe(dict(report))
         values: dict[str, Any] = {"meta": meta}
         if fingerprint:
             values["fingerprint"] = fingerprint

@@ -18,7 +18,6 @@ jobs.registry). Its command line is `seam worker` (seam/cli/worker.py).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import signal
 import socket
@@ -35,6 +34,7 @@ from sqlalchemy import select, update
 from db.models import Job, utcnow
 from db.store import Store
 from seam.errors import SeamError
+from seam.io import json_safe
 
 from . import registry
 from .context import FINISHED, Handler, JobCancelled, JobContext, JobLost
@@ -249,8 +249,7 @@ class Worker:
 def _jsonable(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
-    value = value if isinstance(value, dict) else {"value": value}
-    return json.loads(json.dumps(value, default=str))
+    return json_safe(value if isinstance(value, dict) else {"value": value})
 
 
 def serve(worker: Worker, store: Store, *, once: bool) -> int:

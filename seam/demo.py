@@ -32,7 +32,19 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .errors import SeamError
+from .assets import smollm2_gguf
+from .data import load_instructions, load_negatives, write_table
+from .io import json_safe, write_json, write_text
+from .models.loading import gguf_to_hf, load_pm, load_rm
+from .models.scoring import PolicyScorer, RewardScorer
+from .models.templates import get_template
+from .models.tiny import build_tiny_models
+from .negatives import AdvConfig, ContrastConfig, LLMConfig, build_negatives, summary_lines
+from .score.pipeline import ScoreConfig, SeamScorer
+from .testbed import (Coverage, WorldConfig, generate_tasks, instructions_rows, judge, negatives_rows, preference_pairs,
+                      sft_rows, split, task_from_row)
+from .train import train_rm
+from .train.config import RMConfig
 
 VARIANTS = ("contrast", "llm", "adv")
 WEIGHTINGS = ("paper", "prob")
@@ -164,10 +176,10 @@ def build_demo(root: str | Path, cfg: DemoConfig | None = None, say: Say | None 
         t0 = time.time()
         stats = fn(paths, cfg, say) or {}
         seconds = time.time() - t0
-        entry = {"key": key, "done": True, "seconds": round(seconds, 1), "stats": _jsonable(stats)}
+        entry = {"key": key, "done": True, "seconds": round(seconds, 1), "stats": json_safe(stats)}
         manifest.setdefault("stages", {})[name] = entry
-        manifest["config"] = _jsonable(asdict(cfg))
-        _write_json(manifest_path, manifest)
+        manifest["config"] = json_safe(asdict(cfg))
+        write_json(manifest_path, manifest, indent=2)
         result.stages[name] = {**entry, "cached": False}
         say(f"[{i}/{len(stages)}] {name}: done in {seconds:.0f}s")
     result.seconds = time.time() - t_all
@@ -178,8 +190,6 @@ def build_demo(root: str | Path, cfg: DemoConfig | None = None, say: Say | None 
 
 
 def _tasks(cfg: DemoConfig):
-    from .testbed import WorldConfig, generate_tasks, split
-
     tasks = generate_tasks(WorldConfig(seed=cfg.seed, n_tasks=cfg.n_tasks))
     parts = split(tasks, seed=cfg.seed)
     order = np.random.default_rng(cfg.seed + 11).permutation(len(parts["rl"]))  # every category, not the first few
@@ -188,9 +198,6 @@ def _tasks(cfg: DemoConfig):
 
 
 def _world(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
-    from .data import write_table
-    from .testbed import Coverage, instructions_rows, preference_pairs, sft_rows
-
     parts, rl = _tasks(cfg)
     coverage = Coverage() if cfg.coverage == "default" else Coverage.from_spec(cfg.coverage)
     write_table(instructions_rows(rl), paths.rl)
@@ -204,23 +211,15 @@ def _world(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
 
 
 def _models(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
-    from .train import train_rm
-    from .train.config import RMConfig
-
     for d in (paths.pm, paths.rm):
         shutil.rmtree(d, ignore_errors=True)
     if cfg.tiny:
-        from .models.tiny import build_tiny_models
-
         tmp = paths.models / "tiny-build"
         shutil.rmtree(tmp, ignore_errors=True)
         pm_dir, rm_base = build_tiny_models(tmp, seed=cfg.seed)
         shutil.move(str(pm_dir), paths.pm)
         base = paths.pm
     else:
-        from .assets import smollm2_gguf
-        from .models.loading import gguf_to_hf
-
         gguf_folder = paths.models / "smollm2-gguf"
         gguf_folder.mkdir(exist_ok=True)
         link = gguf_folder / smollm2_gguf().name
@@ -246,9 +245,6 @@ def _models(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
 
 
 def _negatives(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
-    from .data import load_instructions, write_table
-    from .negatives import AdvConfig, ContrastConfig, LLMConfig, build_negatives, summary_lines
-
     inst = load_instructions(paths.rl)
     frames, stats = [], {}
     configs = {
@@ -273,10 +269,6 @@ def _negatives(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
 
 
 def _score(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
-    from .data import load_instructions, load_negatives, write_table
-    from .models.loading import load_pm, load_rm
-    from .score.pipeline import ScoreConfig, SeamScorer
-
     inst = load_instructions(paths.rl)
     negs = load_negatives(paths.negatives, known_ids=inst["id"])
     pm, rm = load_pm(paths.pm, device="cpu"), load_rm(paths.rm, device="cpu")
@@ -295,12 +287,7 @@ def _score(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
 
 
 def _validation(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
-    from .data import load_instructions, write_table
-    from .models.loading import load_pm, load_rm
-    from .models.scoring import PolicyScorer, RewardScorer
-    from .models.templates import get_template
-    from .testbed import negatives_rows, task_from_row
-    from .validation import validation_report
+    from .validation import report_markdown, validation_report  # lazy: pulls in scipy (slow to import)
 
     inst = load_instructions(paths.rl)
     tasks = [task_from_row(r) for r in inst.to_dict("records")]
@@ -322,13 +309,9 @@ def _validation(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
         variants=VARIANTS, weightings=WEIGHTINGS,
     )
     report["command"] = "seam demo" + (" --tiny" if cfg.tiny else "") + f" --seed {cfg.seed}"
-    report["config"] = _jsonable(asdict(cfg))
-    _write_json(paths.validation_json, report)
-    from .validation import report_markdown
-
-    tmp = paths.validation_md.with_suffix(".md.tmp")
-    tmp.write_text(report_markdown(report), encoding="utf-8")
-    os.replace(tmp, paths.validation_md)
+    report["config"] = json_safe(asdict(cfg))
+    write_json(paths.validation_json, report, indent=2)
+    write_text(paths.validation_md, report_markdown(report))
     best = max(report["methods"], key=lambda m: m["auroc"] if m["auroc"] is not None else -1)
     say(f"    misjudged instructions (gold judge): {report['positives']}/{report['n']}; "
         f"best AUROC {best['auroc']:.3f} ({best['method']})")
@@ -336,9 +319,6 @@ def _validation(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
 
 
 def _annotations(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
-    from .data import load_instructions, write_table
-    from .testbed import judge, task_from_row
-
     inst = load_instructions(paths.rl)
     negs = pd.read_json(paths.negatives, lines=True)
     rng = np.random.default_rng(cfg.seed + 3)
@@ -389,13 +369,3 @@ class _StageBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _jsonable(x):
-    return json.loads(json.dumps(x, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2), encoding="utf-8")
-    os.replace(tmp, path)

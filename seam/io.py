@@ -54,10 +54,16 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def check_not_input(out: str | os.PathLike, inputs: Iterable[Any] = (), out_flag: str = "--out") -> None:
-    """Raise a one-line SeamError when `out` is one of `inputs` (or a file inside an input folder).
+    """Raise a one-line SeamError when `out` is one of `inputs`, lies inside an input folder, or is a
+    folder that holds an input (a run folder must not swallow its own data or model).
 
     `inputs` holds paths or (flag, path) pairs; None entries are skipped. Comparison follows
     symlinks and hard links, so `./a.jsonl`, `a.jsonl` and a link to it all count as the same file.
+
+    >>> check_not_input("b.jsonl", [("--data", "a.jsonl")])
+    >>> check_not_input("a.jsonl", [("--data", "./a.jsonl")])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    seam.errors.SeamError: --out a.jsonl is the input --data a.jsonl; writing there would overwrite it...
     """
     target = Path(out)
     for item in inputs:
@@ -65,10 +71,16 @@ def check_not_input(out: str | os.PathLike, inputs: Iterable[Any] = (), out_flag
         if value is None or value == "":
             continue
         src = Path(value)
-        if _same_path(target, src) or (src.is_dir() and _inside(target, src)):
-            named = f"the input {flag} {src}" if flag else f"the input {src}"
+        named = f"the input {flag} {src}" if flag else f"the input {src}"
+        if _same_path(target, src):
             raise SeamError(f"{out_flag} {target} is {named}; writing there would overwrite it. "
                             f"Choose a different output path")
+        if src.is_dir() and _inside(target, src):
+            raise SeamError(f"{out_flag} {target} lies inside {named}; writing there would change it. "
+                            f"Choose an output path outside {src}")
+        if src.exists() and _inside(src, target):
+            raise SeamError(f"{out_flag} {target} holds {named}; writing there would replace it. "
+                            f"Choose a different output folder")
 
 
 @contextlib.contextmanager
@@ -127,15 +139,12 @@ def json_safe(value: Any) -> Any:
         return [json_safe(v) for v in value]
     if isinstance(value, os.PathLike):
         return os.fspath(value)
+    if type(value).__name__ in ("NAType", "NaTType"):  # pandas missing markers, without importing pandas
+        return None
     if hasattr(value, "tolist"):  # numpy / torch scalar or array
         return json_safe(value.tolist())
     if hasattr(value, "isoformat"):
-        try:
-            return value.isoformat()
-        except ValueError:  # pd.NaT
-            return None
-    if type(value).__name__ in ("NAType", "NaTType"):  # pandas missing markers, without importing pandas
-        return None
+        return value.isoformat()
     try:
         f = float(value)
     except (TypeError, ValueError):

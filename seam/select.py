@@ -19,79 +19,25 @@ to the source file's own lineage when it has one.
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
+from .data import write_table
 from .errors import SeamError
+from .io import describe_file, new_lineage, write_lineage
+from .models.scoring import PolicyScorer, RewardScorer
+from .models.templates import get_template
 
-LINEAGE_SUFFIX = ".lineage.json"
 MISSING_POLICIES = ("keep", "error")
 
 
-# ============================================================================ lineage helpers
-
-
-def lineage_path(out: str | os.PathLike) -> Path:
-    """The sidecar next to a data file: ``rl.filtered.jsonl`` -> ``rl.filtered.jsonl.lineage.json``."""
-    return Path(str(out) + LINEAGE_SUFFIX)
-
-
-def file_digest(path: str | os.PathLike) -> str | None:
-    """sha256 of a file, or of (name, size, sha256) of every file in a folder; None if absent."""
-    p = Path(path)
-    h = hashlib.sha256()
-    if p.is_file():
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
-    if p.is_dir():
-        for f in sorted(x for x in p.rglob("*") if x.is_file()):
-            h.update(f"{f.relative_to(p)}:{f.stat().st_size}:{file_digest(f)}\n".encode())
-        return h.hexdigest()
-    return None
-
-
-def describe_file(path: str | os.PathLike | None, rows: int | None = None) -> dict | None:
-    if not path:
-        return None
-    d: dict[str, Any] = {"path": str(Path(path).resolve()), "sha256": file_digest(path)}
-    if rows is not None:
-        d["rows"] = int(rows)
-    parent = lineage_path(path)
-    if parent.is_file():
-        try:
-            d["lineage"] = json.loads(parent.read_text(encoding="utf-8"))
-        except ValueError:
-            d["lineage"] = {"unreadable": str(parent)}
-    return d
-
-
-def new_lineage(operation: str, **fields_) -> dict:
-    from . import __version__
-
-    return {"seam_lineage": 1, "operation": operation,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "seam_version": __version__, **fields_}
-
-
-def write_lineage(out: str | os.PathLike, lineage: dict) -> Path:
-    from .data import atomic_output
-    from .train.common import _clean
-
-    path = lineage_path(out)
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(_clean(lineage), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+# ============================================================================ counts
 
 
 def drop_count(n: int, p: float) -> int:
@@ -206,9 +152,6 @@ def _random_scores(df, cfg, inputs):
 
 
 def _perplexity_scores(df, cfg, inputs):
-    from .models.scoring import PolicyScorer
-    from .models.templates import get_template
-
     if inputs.pm is None:
         raise SeamError("--method perplexity needs --pm DIR (the policy model whose perplexity ranks the data)")
     scorer = PolicyScorer(inputs.pm, get_template(cfg.template, inputs.pm.tokenizer), cfg.max_prompt_tokens,
@@ -220,9 +163,6 @@ def _perplexity_scores(df, cfg, inputs):
 
 
 def _reward_gap_scores(df, cfg, inputs):
-    from .models.scoring import RewardScorer
-    from .models.templates import get_template
-
     if inputs.rm is None:
         raise SeamError("--method reward-gap needs --rm DIR (the reward model whose margin ranks the data)")
     has_rej = df["rejected"].notna().to_numpy()
@@ -298,15 +238,15 @@ def select(df: pd.DataFrame, cfg: SelectConfig, inputs: SelectInputs | None = No
     return Selection(kept, dropped, all_scores, lineage)
 
 
-def write_selection(sel: Selection, out: str | os.PathLike, dropped_out: str | os.PathLike | None = None
-                    ) -> list[Path]:
-    """Write the kept rows to `out`, its lineage sidecar and optionally the dropped ids + scores."""
-    from .data import write_table
-
-    paths = [write_table(sel.kept, out)]
+def write_selection(sel: Selection, out: str | os.PathLike, dropped_out: str | os.PathLike | None = None,
+                    inputs: Iterable[Any] = ()) -> list[Path]:
+    """Write the kept rows to `out`, its lineage sidecar and optionally the dropped ids + scores.
+    Neither output may be one of `inputs` (default: the paths recorded in the lineage)."""
+    inputs = list(inputs) or [v["path"] for v in sel.lineage.get("inputs", {}).values() if v]
+    paths = [write_table(sel.kept, out, inputs)]
     lineage = dict(sel.lineage, output=str(Path(out).resolve()))
     if dropped_out:
-        paths.append(write_table(sel.dropped, dropped_out))
+        paths.append(write_table(sel.dropped, dropped_out, inputs, "--dropped"))
         lineage["dropped_file"] = str(Path(dropped_out).resolve())
     paths.append(write_lineage(out, lineage))
     return paths

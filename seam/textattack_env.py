@@ -37,6 +37,7 @@ import warnings
 from pathlib import Path
 
 from .cache import cache_dir
+from .io import atomic_output, write_text
 
 # NLTK's English stopword list (nltk_data corpora/stopwords/english), in its order.
 ENGLISH_STOPWORDS = (
@@ -87,9 +88,7 @@ def _write_if_changed(path: Path, text: str) -> None:
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 # The lexicographer files of WordNet 3.0 (lexnames(5WN)); NLTK reads them from a `lexnames` file,
@@ -118,20 +117,17 @@ def _link_wordnet(nltk_root: Path, sources=WORDNET_SYSTEM_DIRS) -> Path | None:
         src = Path(src)
         if not all((src / f).is_file() for f in _WORDNET_NEEDED):
             continue
-        tmp = target.with_name(f".wordnet.{os.getpid()}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for name in _WORDNET_FILES:
-            if (src / name).is_file():
-                shutil.copyfile(src / name, tmp / name)
-        if not (tmp / "lexnames").exists():
-            (tmp / "lexnames").write_text("".join(
-                f"{i:02d}\t{name}\t{_LEX_CATEGORY[name.split('.')[0]]}\n" for i, name in enumerate(LEXNAMES)))
-        shutil.rmtree(target, ignore_errors=True)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished first
-            shutil.rmtree(tmp, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # OSError: another process finished first
+            with atomic_output(target) as tmp:
+                tmp.mkdir()
+                for name in _WORDNET_FILES:
+                    if (src / name).is_file():
+                        shutil.copyfile(src / name, tmp / name)
+                if not (tmp / "lexnames").exists():
+                    (tmp / "lexnames").write_text("".join(
+                        f"{i:02d}\t{name}\t{_LEX_CATEGORY[name.split('.')[0]]}\n" for i, name in enumerate(LEXNAMES)))
+                shutil.rmtree(target, ignore_errors=True)
         return target
     return None
 

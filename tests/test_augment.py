@@ -14,7 +14,7 @@ from seam.augment import AugmentConfig, augment, write_augmentation
 from seam.cli import main
 from seam.data import load_instructions, write_table
 from seam.errors import SeamError
-from seam.select import lineage_path
+from seam.io import lineage_path
 
 N = 20
 

@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pandas as pd
-import pytest
 from helpers import random_texts
 
 from db import load, open_store

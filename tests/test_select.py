@@ -13,7 +13,8 @@ from scipy.stats import rankdata
 from seam.cli import main
 from seam.data import load_instructions, read_table, write_table
 from seam.errors import SeamError
-from seam.select import SelectConfig, SelectInputs, drop_count, lineage_path, select, write_selection
+from seam.io import lineage_path
+from seam.select import SelectConfig, SelectInputs, drop_count, select, write_selection
 
 N = 20
 

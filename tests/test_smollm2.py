@@ -13,7 +13,6 @@ pytestmark = pytest.mark.skipif(smollm2_gguf(required=False) is None, reason="Sm
 
 @pytest.fixture(scope="module")
 def smol_dir(tmp_path_factory):
-    import shutil
 
     d = tmp_path_factory.mktemp("smol")
     gguf = smollm2_gguf()

@@ -12,7 +12,7 @@ import pytest
 from seam.cli import main
 from seam.data import read_table, write_table
 from seam.errors import SeamError
-from seam.select import lineage_path, write_lineage
+from seam.io import lineage_path, write_lineage
 from seam.train.openrlhf import OpenRLHFConfig, export_openrlhf_run
 
 ROWS = [{"id": f"q{i}", "prompt": f"What is {i} plus 1?", "chosen": f"It is {i + 1}."} for i in range(5)]

@@ -3,7 +3,9 @@
 Each subcommand lives in its own module in this package and exposes ``register(subparsers)``,
 which adds its parser and sets ``func`` (a callable taking the parsed args and returning an exit
 code). Modules are discovered automatically, so adding a command touches no shared file.
-Domain errors (`SeamError`) become one ``error: ...`` line on stderr and exit code 2.
+Domain errors (`SeamError`) become one ``error: ...`` line on stderr and exit code 2; that line
+always starts a line of its own, even right after a progress bar's carriage return.
+Helpers the commands share (output paths checked against the inputs) live in `._common`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import pkgutil
 import sys
 
+from .. import __version__
 from ..errors import SeamError
 
 # Commands listed first in `seam --help`; others follow alphabetically.
@@ -30,8 +33,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
-
     parser = _Parser(
         prog="seam",
         description="SEAM Studio: score how seamlessly a reward model and a policy model work together.",
@@ -49,25 +50,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _TrackedStderr:
+    """sys.stderr while a command runs: remembers whether the last text written ended its line
+    (a progress bar ends with a carriage return), so the `error:` line can start a fresh one."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.at_line_start = True
+
+    def write(self, text: str) -> int:
+        if text:
+            self.at_line_start = text.endswith("\n")
+        return self.stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def _close_progress_bars() -> None:
+    """Close the tqdm bars still open (an exception skipped their close), so none redraws later."""
+    std = sys.modules.get("tqdm.std")  # tqdm itself is imported only by the commands that draw bars
+    for bar in list(getattr(getattr(std, "tqdm", None), "_instances", ())):
+        bar.close()
+
+
+def _print_error(stderr: _TrackedStderr, message: str) -> None:
+    _close_progress_bars()
+    stderr.write(("" if stderr.at_line_start else "\n") + f"error: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    stderr = sys.stderr
+    sys.stderr = tracked = _TrackedStderr(stderr)
     try:
-        code = args.func(args)
+        return int(args.func(args) or 0)
     except SeamError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        _print_error(tracked, str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted; no output was written\n")
+        _print_error(tracked, "interrupted; no output was written")
         return 130
     except BrokenPipeError:
         # `seam ... | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    return int(code or 0)
+    finally:
+        if sys.stderr is tracked:
+            sys.stderr = stderr
 
 
 def example_epilog(*lines: str) -> str:

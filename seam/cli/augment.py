@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..augment import AugmentConfig, augment, write_augmentation
+from ..data import load_instructions, load_negatives, read_table
+from ..errors import SeamError
 from . import example_epilog
+from ._common import output_path
 
 
 def register(sub) -> None:
@@ -46,19 +50,18 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..augment import AugmentConfig, augment, write_augmentation
-    from ..data import load_instructions, load_negatives, read_table
-    from ..errors import SeamError
-    from .score import output_path
-
     cfg = AugmentConfig(method=args.method, p=args.p, k=args.k, variants=tuple(args.variants or ()), seed=args.seed,
                         missing=args.missing, contrast_variant=args.contrast_variant, band=tuple(args.band),
                         embedder=args.embedder, device=args.device)
     cfg.validate()
     if not args.sft_out and not args.rm_out:
         raise SeamError("nothing to write: pass --sft-out FILE and/or --rm-out FILE")
-    sft_out = output_path(args.sft_out, "--sft-out") if args.sft_out else None
-    rm_out = output_path(args.rm_out, "--rm-out") if args.rm_out else None
+    inputs = [("--data", args.data), ("--scores", args.scores), ("--contrast", args.contrast), ("--corpus", args.corpus),
+              ("--sft-base", args.sft_base), ("--rm-base", args.rm_base), ("--embedder", args.embedder)]
+    sft_out = output_path(args.sft_out, "--sft-out", inputs) if args.sft_out else None
+    rm_out = output_path(args.rm_out, "--rm-out", inputs) if args.rm_out else None
+    if sft_out and rm_out and sft_out.resolve() == rm_out.resolve():
+        raise SeamError(f"--sft-out and --rm-out are the same file {sft_out}; give each its own path")
     if cfg.method == "seam" and not args.scores:
         raise SeamError("--method seam needs --scores FILE (the output of `seam score`); or use --method random / full")
     if cfg.method != "seam" and args.scores:
@@ -69,7 +72,7 @@ def run(args) -> int:
     scores = read_table(args.scores) if args.scores else None
     aug = augment(df, cfg, contrast=contrast, scores=scores, corpus=corpus,
                   paths={"data": args.data, "scores": args.scores, "contrast": args.contrast, "corpus": args.corpus})
-    paths = write_augmentation(aug, sft_out, rm_out, args.sft_base, args.rm_base)
+    paths = write_augmentation(aug, sft_out, rm_out, args.sft_base, args.rm_base, inputs)
     print(f"augmented {len(aug.anchors)} of {len(df)} instructions ({cfg.method}, p={cfg.p}, k={cfg.k}): "
           f"{len(aug.sft_rows)} SFT rows, {len(aug.rm_pairs)} RM pairs")
     if aug.short:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 
 from . import example_epilog
+from .train import register_eval
 
 
 def register(sub) -> None:
-    from .train import register_eval
-
     p = sub.add_parser(
         "eval", help="evaluate reward models and policies; compare runs",
         description="RM accuracy on a preference split; policy quality by gold / RM / LLM judges; "

@@ -6,6 +6,7 @@ import argparse
 import sys
 from dataclasses import fields
 
+from ..train.openrlhf import OpenRLHFConfig, export_openrlhf_run, format_command, launch
 from . import example_epilog
 
 _SKIP = ("extra",)
@@ -23,8 +24,6 @@ def register(sub) -> None:
 
 
 def _add_openrlhf(sub) -> None:
-    from ..train.openrlhf import OpenRLHFConfig
-
     p = sub.add_parser(
         "openrlhf", help="prompts + RM for OpenRLHF's train_ppo_ray, and the command to run it",
         description="Write OUT/prompts.jsonl (key prompt, rendered with --template), OUT/reward_model/ (HF folder with "
@@ -61,8 +60,6 @@ def _add_openrlhf(sub) -> None:
 
 
 def run_openrlhf(args) -> int:
-    from ..train.openrlhf import OpenRLHFConfig, export_openrlhf_run, format_command, launch
-
     values = {f.name: getattr(args, f.name) for f in fields(OpenRLHFConfig)
               if f.name not in _SKIP and getattr(args, f.name, None) is not None}
     cfg = OpenRLHFConfig(**values, extra=tuple(args.extra or ()))

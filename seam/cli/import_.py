@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..data.importers import IMPORTERS, ImportConfig, run_import
 from . import example_epilog
 
 
 def register(subparsers) -> None:
-    from ..data.importers import IMPORTERS
-
     parser = subparsers.add_parser(
         "import",
         help="convert StackExchange / HH-RLHF / SHP / TRL / SEAM JSON / HF data into the instructions format",
@@ -41,13 +40,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.importers import ImportConfig, run_import
-
     config = ImportConfig(
         limit=args.limit, min_answers=args.min_answers, max_pairs_per_question=args.max_pairs_per_question,
         site=args.site, split=args.split,
     )
-    stats = run_import(args.kind, args.source, args.out, config, progress=True)
+    stats = run_import(args.kind, args.source, args.out, config, progress=True)  # refuses --out SOURCE
     print(f"wrote {stats['pairs_written']} rows to {stats['out']} ({args.kind}: {args.source})")
     print(f"rows read: {stats['rows_read']}")
     print(f"rows skipped: {stats['rows_skipped']}")

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from ..data import add_column_flags, columns_from_args, load_instructions, write_table
+from ..io import write_json
+from ..negatives import AdvConfig, ContrastConfig, LLMConfig, build_negatives, summary_lines
 from . import example_epilog
+from ._common import json_output_path, output_path
+from .score import add_model_flags
+
+# input flags a builder may have besides --data: (flag, args attribute)
+_INPUT_FLAGS = (("--corpus", "corpus"), ("--embedder", "embedder"), ("--local-model", "local_model"), ("--rm", "rm"),
+                ("--rm-adapter", "rm_adapter"))
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    from ..data import add_column_flags
-
     p.add_argument("--data", required=True, metavar="FILE", help="instructions file (JSONL, CSV, Parquet or HF save_to_disk folder)")
     p.add_argument("--out", required=True, metavar="FILE", help="negatives output (.jsonl, .csv or .parquet): id, variant, text, meta")
     p.add_argument("--k", type=int, default=30, metavar="N", help="negatives per instruction, at most (default 30, as in the paper)")
@@ -100,8 +106,6 @@ def register(sub) -> None:
         ),
     )
     _common(a)
-    from .score import add_model_flags
-
     add_model_flags(a, pm=False, rm=True)
     a.add_argument("--recipe", default="greedy", choices=["greedy", "char", "embedding", "hotflip", "wordnet"],
                    help="greedy (default: typos + RM-embedding + gradient swaps) | char | embedding | hotflip | wordnet")
@@ -142,26 +146,11 @@ class _Progress:
             self.bar = None
 
 
-def _stats_path(path: str):
-    from pathlib import Path
-
-    from ..errors import SeamError
-
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if p.is_dir() or not parent.is_dir():
-        raise SeamError(f"--stats {p}: give a file name in an existing folder, e.g. stats.json")
-    return p
-
-
 def _run(args, name: str, config, **builder_kwargs) -> int:
-    from ..data import columns_from_args, load_instructions, write_table
-    from ..negatives import build_negatives, summary_lines
-    from .score import output_path
-
     config.validate()
-    out = output_path(args.out, "--out")
-    stats_path = _stats_path(args.stats) if args.stats else None
+    inputs = [("--data", args.data), *((flag, getattr(args, attr, None)) for flag, attr in _INPUT_FLAGS)]
+    out = output_path(args.out, "--out", inputs)
+    stats_path = json_output_path(args.stats, "--stats", inputs, suffix=None)
     instructions = load_instructions(args.data, columns_from_args(args))
     if name == "contrast" and args.corpus:
         builder_kwargs["corpus"] = load_instructions(args.corpus, columns_from_args(args))
@@ -173,10 +162,7 @@ def _run(args, name: str, config, **builder_kwargs) -> int:
         progress.close()
     write_table(frame, out)
     if stats_path is not None:
-        from ..data import atomic_output
-
-        with atomic_output(stats_path) as tmp:
-            tmp.write_text(json.dumps({k: v for k, v in stats.items() if k != "lines"}, indent=2, default=str))
+        write_json(stats_path, {k: v for k, v in stats.items() if k != "lines"}, indent=2)
     for line in summary_lines(stats):
         print(line)
     print(f"wrote {out}" + (f" and {stats_path}" if stats_path else ""))
@@ -184,16 +170,12 @@ def _run(args, name: str, config, **builder_kwargs) -> int:
 
 
 def run_contrast(args) -> int:
-    from ..negatives import ContrastConfig
-
     cfg = ContrastConfig(k=args.k, band=(args.band[0], args.band[1]), embedder=args.embedder, device=args.device,
                          batch_size=args.batch_size, block_entries=args.block_entries, cache=not args.no_cache)
     return _run(args, "contrast", cfg)
 
 
 def run_llm(args) -> int:
-    from ..negatives import LLMConfig
-
     cfg = LLMConfig(k=args.k, backend=args.backend, model=args.model, base_url=args.base_url, api_key_env=args.api_key_env,
                     local_model=args.local_model, temperature=args.temperature, max_tokens=args.max_tokens,
                     max_new_tokens=args.max_new_tokens, timeout=args.timeout, concurrency=args.concurrency,
@@ -203,8 +185,6 @@ def run_llm(args) -> int:
 
 
 def run_adv(args) -> int:
-    from ..negatives import AdvConfig
-
     cfg = AdvConfig(k=args.k, rm=args.rm, rm_adapter=args.rm_adapter, recipe=args.recipe, query_budget=args.query_budget,
                     margin=args.margin, max_candidates=args.max_candidates, max_words=args.max_words,
                     max_modify_rate=args.max_modify_rate, template=args.template, device=args.device, dtype=args.dtype,

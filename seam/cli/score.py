@@ -6,7 +6,16 @@ import argparse
 import sys
 import time
 
+import pandas as pd
+
+from ..data import (add_column_flags, columns_from_args, load_instructions, load_negatives, negative_columns_from_args,
+                    write_rows, write_table)
+from ..io import atomic_output
+from ..models.loading import load_pm, load_rm
+from ..score.formula import SCORE_COLUMNS
+from ..score.pipeline import ScoreConfig, SeamScorer
 from . import example_epilog
+from ._common import output_path
 
 
 def add_model_flags(p: argparse.ArgumentParser, pm: bool = True, rm: bool = True) -> None:
@@ -19,17 +28,6 @@ def add_model_flags(p: argparse.ArgumentParser, pm: bool = True, rm: bool = True
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16 (auto: float32 on CPU, bfloat16 on GPU)")
     p.add_argument("--allow-pickle", action="store_true", help="allow .bin/.pt weights (pickle can run code: only for trusted checkpoints)")
-
-
-def output_path(path, flag: str):
-    """Validate an output path before any long work; errors name the flag."""
-    from ..data import check_output_path
-    from ..errors import SeamError
-
-    try:
-        return check_output_path(path)
-    except SeamError as exc:
-        raise SeamError(f"{flag} {exc}") from None
 
 
 def register(sub) -> None:
@@ -63,23 +61,13 @@ def register(sub) -> None:
                    help="run the PM and RM at once, each on half the CPU threads "
                         "(auto: on for small models, hidden size < 512, both on the CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    from ..data import add_column_flags
-
     add_column_flags(p, kind="instructions")
     add_column_flags(p, kind="negatives")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    import pandas as pd
     from tqdm import tqdm
-
-    from ..data import (atomic_output, columns_from_args, load_instructions, load_negatives,
-                        negative_columns_from_args, write_table)
-    from ..data.tables import write_rows
-    from ..models.loading import load_pm, load_rm
-    from ..score.formula import SCORE_COLUMNS
-    from ..score.pipeline import ScoreConfig, SeamScorer
 
     t0 = time.time()
     cfg = ScoreConfig(template=args.template, weighting=args.weighting, aggregate=args.aggregate,
@@ -87,8 +75,10 @@ def run(args) -> int:
                       batch_tokens=args.batch_tokens, chunk_instructions=args.chunk_instructions,
                       variants=tuple(args.variants) if args.variants else None, side_by_side=args.side_by_side)
     cfg.validate()
-    out = output_path(args.out, "--out")
-    details_path = output_path(args.details, "--details") if args.details else None
+    inputs = [("--data", args.data), ("--negatives", args.negatives), ("--pm", args.pm), ("--pm-adapter", args.pm_adapter),
+              ("--rm", args.rm), ("--rm-adapter", args.rm_adapter)]
+    out = output_path(args.out, "--out", inputs)
+    details_path = output_path(args.details, "--details", inputs) if args.details else None
     instructions = load_instructions(args.data, columns_from_args(args))
     negatives = load_negatives(args.negatives, known_ids=instructions["id"], columns=negative_columns_from_args(args))
     pm = load_pm(args.pm, args.pm_adapter, args.device, args.dtype, args.allow_pickle)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from ..data import add_column_flags, columns_from_args, load_instructions, load_negatives, read_table
+from ..errors import SeamError
+from ..models.loading import load_pm, load_rm
+from ..select import SELECT_METHODS, SelectConfig, SelectInputs, select, write_selection
 from . import example_epilog
+from ._common import output_path
 
 
 def register(sub) -> None:
-    from ..select import SELECT_METHODS
-
     p = sub.add_parser(
         "select", help="drop the lowest p%% of instructions by SEAM (or a baseline)",
         description="Filter an RL instruction set (paper section 6): drop the round(p x n) instructions with the "
@@ -47,47 +50,38 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
     p.add_argument("--allow-pickle", action="store_true", help="allow .bin/.pt weights (trusted checkpoints only)")
-    from ..data import add_column_flags
-
     add_column_flags(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..data import columns_from_args, load_instructions, load_negatives, read_table
-    from ..errors import SeamError
-    from ..select import SelectConfig, SelectInputs, select, write_selection
-    from .score import output_path
-
     cfg = SelectConfig(method=args.method, p=args.p, variants=tuple(args.variants or ()), seed=args.seed,
                        missing=args.missing, template=args.template, max_prompt_tokens=args.max_prompt_tokens,
                        max_response_tokens=args.max_response_tokens, batch_tokens=args.batch_tokens)
     cfg.validate()
-    out = output_path(args.out, "--out")
-    dropped = output_path(args.dropped, "--dropped") if args.dropped else None
+    inputs = [("--data", args.data), ("--scores", args.scores), ("--negatives", args.negatives), ("--pm", args.pm),
+              ("--pm-adapter", args.pm_adapter), ("--rm", args.rm), ("--rm-adapter", args.rm_adapter)]
+    out = output_path(args.out, "--out", inputs)
+    dropped = output_path(args.dropped, "--dropped", inputs) if args.dropped else None
     unused = {"seam": ("--pm", "--rm", "--negatives"), "random": ("--scores", "--pm", "--rm", "--negatives"),
               "perplexity": ("--scores", "--rm", "--negatives"), "reward-gap": ("--scores", "--pm")}[cfg.method]
     given = [f for f in unused if getattr(args, f.lstrip("-").replace("-", "_"))]
     if given:
         raise SeamError(f"{given[0]} is not used by --method {cfg.method}; drop it or pick the method that uses it")
     df = load_instructions(args.data, columns_from_args(args))
-    inputs = SelectInputs(paths={"data": args.data, "scores": args.scores, "negatives": args.negatives})
+    sources = SelectInputs(paths={"data": args.data, "scores": args.scores, "negatives": args.negatives})
     if args.scores:
-        inputs.scores = read_table(args.scores)
+        sources.scores = read_table(args.scores)
     if cfg.method == "perplexity" and args.pm:
-        from ..models.loading import load_pm
-
-        inputs.pm = load_pm(args.pm, args.pm_adapter, args.device, args.dtype, args.allow_pickle)
-        inputs.paths["pm"] = args.pm
+        sources.pm = load_pm(args.pm, args.pm_adapter, args.device, args.dtype, args.allow_pickle)
+        sources.paths["pm"] = args.pm
     if cfg.method == "reward-gap" and args.rm:
-        from ..models.loading import load_rm
-
         if args.negatives:
-            inputs.negatives = load_negatives(args.negatives, known_ids=df["id"])
-        inputs.rm = load_rm(args.rm, args.rm_adapter, args.device, args.dtype, args.allow_pickle)
-        inputs.paths["rm"] = args.rm
-    sel = select(df, cfg, inputs)
-    paths = write_selection(sel, out, dropped)
+            sources.negatives = load_negatives(args.negatives, known_ids=df["id"])
+        sources.rm = load_rm(args.rm, args.rm_adapter, args.device, args.dtype, args.allow_pickle)
+        sources.paths["rm"] = args.rm
+    sel = select(df, cfg, sources)
+    paths = write_selection(sel, out, dropped, inputs)
     lin = sel.lineage
     what = cfg.method if cfg.method != "seam" else f"SEAM ({lin['info'].get('combine')} of {', '.join(lin['info']['variants'])})"
     print(f"dropped {lin['n_dropped']} of {lin['n_in']} instructions (p={cfg.p}) by {what}; kept {lin['n_kept']}")

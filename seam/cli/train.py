@@ -6,7 +6,15 @@ import argparse
 import json
 import sys
 
+from ..data import read_table, write_table
+from ..io import check_not_input, write_json
+from ..train import TRAINERS
+from ..train.config import TRAIN_CONFIGS, add_config_flags, config_from_args
+from ..train.eval import PolicyEvalConfig, RMEvalConfig, compare_runs, evaluate_policy, evaluate_rm
+from ..train.judges import JUDGES, JudgeSettings
+from ..train.merge import merge_adapter
 from . import example_epilog
+from ._common import json_output_path, output_path
 
 _TRAIN_HELP = {
     "sft": ("supervised fine-tuning of the policy model (full or LoRA)",
@@ -30,8 +38,6 @@ _TRAIN_HELP = {
 
 
 def _add_train(sub, kind: str) -> None:
-    from ..train.config import TRAIN_CONFIGS, add_config_flags
-
     help_, example = _TRAIN_HELP[kind]
     p = sub.add_parser(kind, help=help_, description=help_[0].upper() + help_[1:] + ".",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=example_epilog(*example))
@@ -42,10 +48,8 @@ def _add_train(sub, kind: str) -> None:
 
 
 def _run_train(args) -> int:
-    from ..train import TRAINERS
-    from ..train.config import TRAIN_CONFIGS, config_from_args
-
     cfg = config_from_args(TRAIN_CONFIGS[args.kind], args)
+    check_not_input(cfg.output_dir, [("--config", args.config)], "--out")  # the trainer checks data and models
     result = TRAINERS[args.kind](cfg)
     if args.json:
         print(json.dumps(result.to_json() | {"history": None}, indent=1))
@@ -83,8 +87,6 @@ def _add_merge(sub) -> None:
 
 
 def _run_merge(args) -> int:
-    from ..train.merge import merge_adapter
-
     out = merge_adapter(args.adapter, args.out, args.base, args.role, args.allow_pickle)
     print(f"merged {args.adapter} into its base; wrote {out}")
     return 0
@@ -117,39 +119,10 @@ def _eval_common(p) -> None:
     p.add_argument("--allow-pickle", action="store_true", help="allow .bin/.pt weights (trusted checkpoints only)")
 
 
-def _write_json(path, data) -> None:
-    from ..data import atomic_output
-    from ..train.common import _clean
-
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(_clean(data), indent=1) + "\n", encoding="utf-8")
-
-
-def _check_json_out(path, flag="--out"):
-    from pathlib import Path
-
-    from ..data.tables import _check_parent
-    from ..errors import SeamError
-
-    if path is None:
-        return None
-    p = Path(path)
-    if p.suffix.lower() != ".json":
-        raise SeamError(f"{flag} {p}: the summary is JSON; use a .json file name")
-    try:
-        _check_parent(p)
-    except SeamError as exc:
-        raise SeamError(f"{flag} {exc}") from None
-    return p
-
-
 def _run_eval_rm(args) -> int:
-    from ..data import write_table
-    from ..train.eval import RMEvalConfig, evaluate_rm
-    from .score import output_path
-
-    out = _check_json_out(args.out)
-    rows_out = output_path(args.rows, "--rows") if args.rows else None
+    inputs = [("--rm", args.rm), ("--rm-adapter", args.rm_adapter), ("--data", args.data)]
+    out = json_output_path(args.out, "--out", inputs)
+    rows_out = output_path(args.rows, "--rows", inputs) if args.rows else None
     cfg = RMEvalConfig(rm=args.rm, data=args.data, rm_adapter=args.rm_adapter, template=args.template,
                        max_rows=args.max_rows, device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle,
                        seed=args.seed)
@@ -157,15 +130,13 @@ def _run_eval_rm(args) -> int:
     if rows_out:
         write_table(res.rows, rows_out)
     if out:
-        _write_json(out, res.summary())
+        write_json(out, res.summary())
     print(f"RM accuracy {res.accuracy:.4f} (95% CI {res.ci_low:.4f}-{res.ci_high:.4f}) on {res.n} pairs; "
           f"mean margin {res.mean_margin:.4f}; ties {res.ties}" + (f"; truncated {res.truncated}" if res.truncated else ""))
     return 0
 
 
 def _add_eval_policy(sub) -> None:
-    from ..train.judges import JUDGES
-
     p = sub.add_parser("eval-policy", help="judge a policy's responses (gold / RM / LLM / local judge, length, KL)",
                        description="Generate responses with --pm (or read them with --responses) for the prompts of "
                                    "--data and score them with one or more judges: gold (the demo world's programmatic "
@@ -210,13 +181,11 @@ def _add_eval_policy(sub) -> None:
 def _run_eval_policy(args) -> int:
     from tqdm import tqdm
 
-    from ..data import write_table
-    from ..train.eval import PolicyEvalConfig, evaluate_policy
-    from ..train.judges import JudgeSettings
-    from .score import output_path
-
-    out = output_path(args.out, "--out")
-    summary_out = _check_json_out(args.summary, "--summary")
+    inputs = [("--data", args.data), ("--responses", args.responses), ("--pm", args.pm), ("--pm-adapter", args.pm_adapter),
+              ("--rm", args.rm), ("--rm-adapter", args.rm_adapter), ("--local-judge", args.local_judge),
+              ("--ref", args.ref), ("--ref-adapter", args.ref_adapter)]
+    out = output_path(args.out, "--out", inputs)
+    summary_out = json_output_path(args.summary, "--summary", inputs)
     judge = JudgeSettings(rm=args.rm, rm_adapter=args.rm_adapter, llm_model=args.judge_model, base_url=args.base_url,
                           api_key_env=args.api_key_env, max_workers=args.judge_workers, local_model=args.local_judge)
     cfg = PolicyEvalConfig(data=args.data, pm=args.pm, pm_adapter=args.pm_adapter, responses=args.responses,
@@ -241,7 +210,7 @@ def _run_eval_policy(args) -> int:
             bar.close()
     write_table(res.rows, out)
     if summary_out:
-        _write_json(summary_out, res.summary)
+        write_json(summary_out, res.summary)
     print(f"evaluated {res.summary['n']} prompts")
     for name in list(cfg.judges) + ["response_tokens", "kl"]:
         s = res.summary.get(name)
@@ -274,15 +243,12 @@ def _add_compare(sub) -> None:
 
 
 def _run_compare(args) -> int:
-    from ..data import read_table
-    from ..train.eval import compare_runs
-
-    out = _check_json_out(args.out)
+    out = json_output_path(args.out, "--out", [*(("--a", f) for f in args.a), *(("--b", f) for f in args.b)])
     a = [read_table(f) for f in args.a]
     b = [read_table(f) for f in args.b]
     res = compare_runs(a, b, args.score, args.test, args.level, args.seed, names=(list(args.a), list(args.b)))
     if out:
-        _write_json(out, res.to_dict())
+        write_json(out, res.to_dict())
     w, d, t = res.win_rate, res.diff, res.prompt_test
     lvl = int(round(args.level * 100))
     print(f"{res.score}: A {res.mean_a:.4f} vs B {res.mean_b:.4f} over {res.n_prompts} paired prompts ({res.n_seeds} seed(s))")

@@ -14,7 +14,8 @@ from .columns import (
 from .contract import iter_instruction_chunks, load_instructions, load_negatives
 from .export import export_openrlhf, export_seam_json, export_trl_preference, export_trl_prompts
 from .importers import IMPORTERS, ImportConfig, ImportStats, iter_import, run_import
-from .tables import atomic_output, check_output_path, read_table, write_rows, write_table
+from ..io import atomic_output  # the one atomic writer (seam.io), kept importable from seam.data
+from .tables import check_output_path, read_table, write_rows, write_table
 
 __all__ = [
     "IMPORTERS",

@@ -14,14 +14,14 @@ All writes are atomic; the format follows the extension (.jsonl, .csv, .parquet;
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import SeamError
-from .tables import _check_parent, _plain, atomic_output, write_table
+from ..io import check_parent, json_safe, write_json
+from .tables import write_table
 
 OPENRLHF_KINDS = ("prompts", "preference")
 
@@ -80,16 +80,14 @@ def export_seam_json(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".json":
         raise SeamError(f"{path}: the SEAM JSON export writes a .json file; change the extension to .json")
-    _check_parent(path)
+    check_parent(path)
     records = []
     for row in df.to_dict("records"):
         record = {"id": row["id"], "question": row["prompt"], "response_j": row["chosen"]}
-        rejected = _plain(row.get("rejected"))
+        rejected = json_safe(row.get("rejected"))
         if isinstance(rejected, str) and rejected.strip():
             record["response_k"] = rejected
         if isinstance(row.get("meta"), dict) and row["meta"]:
             record["meta"] = row["meta"]
-        records.append(_plain(record))
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    return path
+        records.append(record)
+    return write_json(path, records)

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SeamError
+from ..io import atomic_output
 from .stackexchange import iter_stackexchange_pairs
-from .tables import atomic_output, check_output_path, iter_records, table_format, write_rows
+from .tables import check_output_path, iter_records, table_format, write_rows
 
 HH_ASSISTANT = "\n\nAssistant:"
 
@@ -449,9 +450,9 @@ def run_import(name: str, source: str | os.PathLike, out: str | os.PathLike,
 
     Returns the stats dict (importer, source, rows_read, pairs_written, rows_skipped, skipped by
     reason, plus importer extras). Raises `SeamError` (and writes nothing) on bad input or when
-    no row could be imported.
+    no row could be imported, or when `out` is `source`.
     """
-    out = check_output_path(out)
+    out = check_output_path(out, [("SOURCE", source)])
     stats = ImportStats(name, str(source))
     rows = iter_import(name, source, config, stats)
     if progress:

@@ -16,8 +16,6 @@ import gzip
 import json
 import math
 import os
-import secrets
-import shutil
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import SeamError
+from ..io import atomic_output, check_not_input, check_parent, json_safe
 
 # extension -> format; ".gz" may follow the text formats
 _EXTENSIONS = {
@@ -371,68 +370,19 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------- writing
 
 
-def check_output_path(path: str | os.PathLike) -> Path:
+def check_output_path(path: str | os.PathLike, inputs: Iterable[Any] = (), flag: str = "--out") -> Path:
     """Validate an output path before long work starts: a known table extension (.jsonl, .csv,
-    .parquet; .jsonl.gz and .csv.gz too), and a parent folder that exists and is writable."""
+    .parquet; .jsonl.gz and .csv.gz too), a parent folder that exists and is writable, and not one
+    of the command's `inputs` (paths or (flag, path) pairs; see `seam.io.check_not_input`)."""
     path = Path(path)
+    check_not_input(path, inputs, flag)
     if path.is_dir():
         raise SeamError(f"{path}: is a folder; give a file name such as {path / 'out.jsonl'}")
     fmt = table_format(path)
     if fmt.kind not in WRITE_FORMATS:
         raise SeamError(f"{path}: cannot write {fmt.suffix} files; use .jsonl, .csv or .parquet for outputs")
-    _check_parent(path)
+    check_parent(path)
     return path
-
-
-def _check_parent(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise SeamError(f"{path}: output folder {parent} does not exist; create it first with `mkdir -p {parent}`")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise SeamError(f"{path}: output folder {parent} is not writable; choose another folder or fix its permissions")
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path next to `path` (same extension); rename it onto `path` on success,
-    delete it (file or folder) if the block raises. Nothing is ever left half-written at `path`.
-
-    >>> with atomic_output("scores.jsonl") as tmp:  # doctest: +SKIP
-    ...     tmp.write_text("...")
-    """
-    path = Path(path)
-    _check_parent(path)
-    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            if tmp.is_dir() and not tmp.is_symlink():
-                shutil.rmtree(tmp)
-            else:
-                tmp.unlink()
-        raise
-
-
-def _plain(value: Any) -> Any:
-    """Python value fit for JSON: NaN/NA -> None, numpy scalars and arrays -> Python."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy scalar or array
-        return _plain(value.tolist())
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
 
 
 def _iter_rows(data) -> Iterator[dict]:
@@ -451,14 +401,14 @@ def _iter_rows(data) -> Iterator[dict]:
 def _write_jsonl(rows: Iterable[dict], fh) -> int:
     n = 0
     for row in rows:
-        fh.write(json.dumps(_plain(row), ensure_ascii=False, allow_nan=False))
+        fh.write(json.dumps(json_safe(row), ensure_ascii=False, allow_nan=False))
         fh.write("\n")
         n += 1
     return n
 
 
 def _csv_cell(value: Any) -> Any:
-    value = _plain(value)
+    value = json_safe(value)
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
@@ -540,7 +490,7 @@ def _write_parquet(rows: Iterable[dict], path: Path, columns: list[str] | None =
     batch: list[dict] = []
     try:
         for row in rows:
-            batch.append(_plain(row))
+            batch.append(json_safe(row))
             n += 1
             if len(batch) >= _BATCH:
                 flush(batch)
@@ -570,13 +520,15 @@ def write_rows(
     raise SeamError(f"{path}: cannot write {fmt.suffix} files; use .jsonl, .csv or .parquet")
 
 
-def write_table(data: pd.DataFrame | Iterable[dict], path: str | os.PathLike) -> Path:
+def write_table(data: pd.DataFrame | Iterable[dict], path: str | os.PathLike, inputs: Iterable[Any] = (),
+                flag: str = "--out") -> Path:
     """Write a DataFrame or dict rows to .jsonl, .csv or .parquet (by extension), atomically.
 
     Dict columns (meta) become JSON objects in JSONL, JSON strings in CSV, and a JSON string
-    column in Parquet; `read_table` and the loaders turn them back into dicts.
+    column in Parquet; `read_table` and the loaders turn them back into dicts. Values go through
+    `seam.io.json_safe` (NaN, inf and NA become empty). `path` may not be one of `inputs`.
     """
-    path = check_output_path(path)
+    path = check_output_path(path, inputs, flag)
     fmt = table_format(path)
     columns = [str(c) for c in data.columns] if isinstance(data, pd.DataFrame) else None
     with atomic_output(path) as tmp:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..data import load_instructions, load_negatives, read_table, write_table
 from ..errors import SeamError
-from ..io import write_json, write_text
+from ..io import json_safe, write_json, write_text
 from ..train.config import PPOConfig, RMConfig, SFTConfig, load_config
 from ..train.eval import compare_runs
 from ..train.stats import bootstrap_ci
@@ -312,7 +312,7 @@ class _Runner(UnitSteps):
 
 def _comparable(d: dict) -> dict:
     """The config without fields that do not change results (so a resume may differ in them)."""
-    d = json.loads(json.dumps(d, default=str))
+    d = json_safe(d)
     for k in ("quiet", "command"):
         d.pop(k, None)
     return d

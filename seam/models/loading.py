@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 
 from ..cache import cache_dir
 from ..errors import SeamError
+from ..io import atomic_output
 
 SAFE_WEIGHTS = (".safetensors",)
 PICKLE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt")
@@ -189,8 +189,6 @@ def gguf_to_hf(folder: Path, out: Path | None = None) -> Path:
         out = cache_dir("hf-from-gguf") / f"{gguf.stem}-{fingerprint(folder)}"
     if (out / "config.json").is_file() and (out / ".complete").is_file():
         return out
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -204,11 +202,16 @@ def gguf_to_hf(folder: Path, out: Path | None = None) -> Path:
     if model.generation_config is not None:
         model.generation_config.eos_token_id = tok.eos_token_id
         model.generation_config.pad_token_id = tok.pad_token_id
-    model.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
-    (tmp / ".complete").write_text(str(gguf))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_output(out) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+            (tmp / ".complete").write_text(str(gguf))
+            shutil.rmtree(out, ignore_errors=True)  # an incomplete earlier conversion
+    except OSError:
+        if not (out / ".complete").is_file():  # not just another process finishing first
+            raise
     return out
 
 

@@ -6,7 +6,10 @@ built together can be used by PPO (same tokenizer).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+from ..io import atomic_output
 
 TINY_CORPUS = [
     "Question: What is two plus two?\n\nAnswer: Two plus two is four.",
@@ -55,6 +58,7 @@ def build_tiny_models(out: str | Path, seed: int = 0, hidden: int = 64, layers: 
     from transformers import LlamaForCausalLM, LlamaForSequenceClassification
 
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer()
     cfg = tiny_config(tok, hidden=hidden, layers=layers)
     torch.manual_seed(seed)
@@ -66,7 +70,9 @@ def build_tiny_models(out: str | Path, seed: int = 0, hidden: int = 64, layers: 
     paths = []
     for name, model in (("pm", pm), ("rm", rm)):
         d = out / name
-        model.save_pretrained(d, safe_serialization=True)
-        tok.save_pretrained(d)
+        with atomic_output(d) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+            shutil.rmtree(d, ignore_errors=True)  # an earlier build
         paths.append(d)
     return paths[0], paths[1]

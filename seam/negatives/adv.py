@@ -21,6 +21,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SeamError
+from ..models.loading import load_rm
+from ..models.scoring import RewardScorer
+from ..models.templates import get_template
 from .base import ProgressFn, check_instructions, check_k, count_stats, negatives_frame
 from .corrupt import first_corruption
 
@@ -75,14 +78,9 @@ class AdvBuilder:
             return self._rm
         if not self.cfg.rm:
             raise SeamError("the adv builder needs the reward model: pass --rm DIR")
-        from ..models.loading import load_rm
-
         return load_rm(self.cfg.rm, self.cfg.rm_adapter, self.cfg.device, self.cfg.dtype, self.cfg.allow_pickle)
 
     def build(self, instructions: pd.DataFrame, progress: ProgressFn | None = None) -> tuple[pd.DataFrame, dict]:
-        from ..models.scoring import RewardScorer
-        from ..models.templates import get_template
-
         t0 = time.time()
         cfg = self.cfg
         instructions = check_instructions(instructions)
@@ -106,7 +104,7 @@ class AdvBuilder:
         r_gold, r_start = rewards[:len(ids)], rewards[len(ids):]
         pre_queries = 2 * len(ids)
 
-        from .adv_attack import AttackRunner  # imports textattack (offline) only now
+        from .adv_attack import AttackRunner  # lazy: pulls in textattack and torch (imported offline only now)
 
         runner = AttackRunner(rm, scorer, cfg)
         out_ids, texts, metas = [], [], []

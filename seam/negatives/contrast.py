@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..data import load_instructions
 from ..errors import SeamError
+from ..models.loading import resolve_device
 from .base import ProgressFn, check_instructions, check_k, count_stats, negatives_frame
 from .embedding import Embedder
 from .search import Exclusions, band_search, hash_keys
@@ -67,14 +69,10 @@ class ContrastBuilder:
         if self._corpus is not None:
             return check_instructions(self._corpus, "the corpus"), str(self.cfg.corpus or "given")
         if self.cfg.corpus:
-            from ..data import load_instructions
-
             return load_instructions(self.cfg.corpus), str(self.cfg.corpus)
         return instructions, "input"
 
     def build(self, instructions: pd.DataFrame, progress: ProgressFn | None = None) -> tuple[pd.DataFrame, dict]:
-        from ..models.loading import resolve_device
-
         t0 = time.time()
         cfg = self.cfg
         instructions = check_instructions(instructions)

@@ -17,8 +17,10 @@ from typing import Sequence
 
 import numpy as np
 
+from ..assets import minilm_dir
 from ..cache import cache_dir
 from ..errors import SeamError
+from ..models.loading import fingerprint, resolve_device
 from .base import ProgressFn
 
 _LOOKUP_CHUNK = 500  # keys per SELECT ... IN (...)
@@ -30,8 +32,6 @@ def text_key(text: str) -> bytes:
 
 def embedder_fingerprint(folder: Path) -> str:
     """Checkpoint fingerprint plus the sentence-transformers pipeline files (pooling, normalisation)."""
-    from ..models.loading import fingerprint
-
     h = hashlib.sha256(fingerprint(folder).encode())
     for name in ("modules.json", "sentence_bert_config.json", "1_Pooling/config.json", "config_sentence_transformers.json"):
         p = folder / name
@@ -81,8 +81,6 @@ class Embedder:
 
     def __init__(self, folder: str | Path | None = None, device: str = "auto", batch_size: int = 64,
                  use_cache: bool = True, encode_chunk: int = 2048):
-        from ..assets import minilm_dir
-
         self.folder = Path(folder) if folder else minilm_dir()
         if not self.folder.is_dir():
             raise SeamError(f"--embedder {self.folder}: folder does not exist; pass a local sentence-transformers model folder")
@@ -103,8 +101,6 @@ class Embedder:
     def model(self):
         if self._model is None:
             from sentence_transformers import SentenceTransformer
-
-            from ..models.loading import resolve_device
 
             try:
                 with warnings.catch_warnings():

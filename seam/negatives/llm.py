@@ -24,6 +24,9 @@ import pandas as pd
 
 from ..errors import SeamError
 from .base import ProgressFn, check_instructions, check_k, count_stats, negatives_frame
+from .llm_local import LocalBackend
+from .llm_openai import OpenAIBackend
+from .llm_rules import RulesBackend
 from .prompting import dedupe
 
 
@@ -89,22 +92,8 @@ class LLMBackend(Protocol):
         """For each row with need > 0, candidate answers with meta (may be more or fewer than need)."""
 
 
-def _openai(cfg):
-    from .llm_openai import OpenAIBackend
-    return OpenAIBackend(cfg)
-
-
-def _local(cfg):
-    from .llm_local import LocalBackend
-    return LocalBackend(cfg)
-
-
-def _rules(cfg):
-    from .llm_rules import RulesBackend
-    return RulesBackend(cfg)
-
-
-BACKENDS: dict[str, Callable[[LLMConfig], LLMBackend]] = {"openai": _openai, "local": _local, "rules": _rules}
+BACKENDS: dict[str, Callable[[LLMConfig], LLMBackend]] = {"openai": OpenAIBackend, "local": LocalBackend,
+                                                          "rules": RulesBackend}
 
 
 class LLMBuilder:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..errors import SeamError
 from ..models.attention import use_gqa_sdpa
+from ..models.loading import load_pm
 from .prompting import FLAWS, single_messages
 
 
@@ -22,8 +23,6 @@ class LocalBackend:
         if loaded is None:
             if not cfg.local_model:
                 raise SeamError("--backend local needs --local-model DIR (an HF causal LM folder or a folder with one .gguf file)")
-            from ..models.loading import load_pm
-
             loaded = load_pm(cfg.local_model, device=cfg.device, dtype=cfg.dtype, flag="--local-model")
         self.lm = loaded
         self.model_name = loaded.path.name

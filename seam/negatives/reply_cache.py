@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from ..cache import cache_dir
+from ..io import write_text
 
 
 def reply_key(model: str, request: dict) -> str:
@@ -40,6 +40,4 @@ class ReplyCache:
     def put(self, key: str, record: dict) -> None:
         p = self._path(key)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.{id(record)}.tmp")
-        tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, p)
+        write_text(p, json.dumps(record, ensure_ascii=False))

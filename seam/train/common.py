@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from ..errors import SeamError
+from ..io import check_not_input, json_safe, write_json
+from ..models.templates import check_template
 
 MetricsCallback = Callable[[int, dict], None]  # (global step, metrics) -> None
 StopFn = Callable[[], bool]  # polled after every step; True stops training (the model so far is saved)
@@ -57,17 +58,22 @@ class TrainResult:
     def to_json(self) -> dict:
         d = asdict(self)
         d["output_dir"] = str(self.output_dir)
-        return _clean(d)
+        return json_safe(d)
 
 
 # ----------------------------------------------------------------------------- run folders
 
 
 class RunDir:
-    """`<output_dir>.partial` while training; `finish()` renames it to `<output_dir>`."""
+    """`<output_dir>.partial` while training; `finish()` renames it to `<output_dir>`.
 
-    def __init__(self, output_dir: str | os.PathLike, flag: str = "--output-dir"):
+    `inputs` (paths or (flag, path) pairs: the run's data and models) may be neither the folder
+    nor inside it, nor hold it (see `seam.io.check_not_input`)."""
+
+    def __init__(self, output_dir: str | os.PathLike, flag: str = "--output-dir", inputs: Iterable[Any] = ()):
         self.final = Path(output_dir)
+        check_not_input(self.final, inputs, flag)
+        check_not_input(self.final.with_name(self.final.name + ".partial"), inputs, flag)
         if self.final.exists() and (not self.final.is_dir() or any(self.final.iterdir())):
             raise SeamError(f"{flag} {self.final} already exists and is not empty; choose a new folder or delete it")
         parent = self.final.parent
@@ -143,6 +149,15 @@ def resolve_report_to(value: str) -> str:
     return value
 
 
+def check_flags(cfg) -> None:
+    """Flag checks that need no model: report_to, the template (unless chat, which needs the
+    tokenizer) and the LoRA target modules. Run before any model loads, so a typo costs nothing."""
+    resolve_report_to(cfg.report_to)
+    check_template(cfg.template)
+    if cfg.lora:
+        lora_config(cfg, "CAUSAL_LM")
+
+
 def trainer_args(cfg, run: RunDir, rt: Runtime, has_eval: bool) -> dict:
     """TrainingArguments fields shared by the SFT and RM trainers."""
     save = cfg.save_steps > 0
@@ -196,27 +211,6 @@ def lora_config(cfg, task_type: str):
 # ----------------------------------------------------------------------------- callbacks
 
 
-def _clean(value):
-    """JSON-safe copy: numpy/torch scalars -> float, NaN/inf -> None, Paths -> str."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return value
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if not math.isfinite(f):
-        return None
-    return int(f) if isinstance(value, int) else f
-
-
 def make_callbacks(run: RunDir, metrics_callback: MetricsCallback | None, should_stop: StopFn | None,
                    total_steps: int | None, quiet: bool, hard_stop: bool = False):
     """(recorder, [callbacks]) : the recorder keeps the history; callbacks go to the trainer."""
@@ -230,7 +224,7 @@ def make_callbacks(run: RunDir, metrics_callback: MetricsCallback | None, should
             self.stopped = False
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            metrics = {k: v for k, v in _clean(dict(logs or {})).items() if k != "total_flos"}
+            metrics = {k: v for k, v in json_safe(dict(logs or {})).items() if k != "total_flos"}
             step = int(state.global_step)
             self.history.append({"step": step, **metrics})
             with open(run.path / METRICS_FILE, "a", encoding="utf-8") as fh:
@@ -291,11 +285,9 @@ def last_metrics(history: list[dict]) -> dict:
 
 
 def write_manifest(path: Path, result: TrainResult, extra: dict | None = None) -> None:
-    data = {"seam_run": 1, **result.to_json(), **_clean(extra or {})}
+    data = {"seam_run": 1, **result.to_json(), **json_safe(extra or {})}
     data.pop("history", None)  # history lives in metrics.jsonl
-    tmp = path / (RUN_FILE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path / RUN_FILE)
+    write_json(path / RUN_FILE, data)
 
 
 def read_manifest(folder: str | os.PathLike) -> dict | None:

@@ -104,6 +104,12 @@ class TrainCommon:
     def _required(self) -> tuple[str, ...]:
         return ("data", "output_dir")
 
+    def input_paths(self) -> list[tuple[str, str]]:
+        """(flag, path) of every file or folder the run reads (data and models), for the
+        output-is-not-an-input check."""
+        return [("--" + f.name.replace("_", "-"), getattr(self, f.name)) for f in fields(self)
+                if f.metadata.get("metavar") in ("FILE", "DIR") and f.name != "output_dir" and getattr(self, f.name)]
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -44,6 +44,19 @@ def load_rows(path: str, max_rows: int | None = None, flag: str = "--data") -> p
     return df
 
 
+def check_pairs(df: pd.DataFrame, flag: str = "--data") -> pd.DataFrame:
+    """`df` unchanged when every row has a rejected response (reward model data); else a SeamError.
+    Cheap: run it before any model loads."""
+    missing = df["rejected"].isna()
+    if missing.all():
+        raise SeamError(f"{flag}: no row has a rejected response; the reward model trains on (chosen, rejected) pairs")
+    if missing.any():
+        first = df.loc[missing, "id"].iloc[0]
+        raise SeamError(f"{flag}: {int(missing.sum())} of {len(df)} rows have no rejected response (first: id {first!r}); "
+                        "drop them or fill the rejected column")
+    return df
+
+
 def _context(model, tokenizer, max_length: int) -> int:
     limit = getattr(model.config, "max_position_embeddings", None) or max_length
     return int(min(limit, max_length))
@@ -73,13 +86,7 @@ def rm_dataset(df: pd.DataFrame, tokenizer, template, model, max_length: int, ma
                append_eos: bool = False, flag: str = "--data") -> Built:
     from datasets import Dataset
 
-    missing = df["rejected"].isna()
-    if missing.all():
-        raise SeamError(f"{flag}: no row has a rejected response; the reward model trains on (chosen, rejected) pairs")
-    if missing.any():
-        first = df.loc[missing, "id"].iloc[0]
-        raise SeamError(f"{flag}: {int(missing.sum())} of {len(df)} rows have no rejected response (first: id {first!r}); "
-                        "drop them or fill the rejected column")
+    check_pairs(df, flag)
     extra = 1 if append_eos else 0
     enc = Encoder(tokenizer, template, _context(model, tokenizer, max_length) - extra, max_prompt_tokens, None,
                    append_eos=False)

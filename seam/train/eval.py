@@ -17,7 +17,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..data import read_table
 from ..errors import SeamError
+from ..models.loading import load_pm, load_rm
+from ..models.scoring import PolicyScorer, RewardScorer
+from ..models.templates import check_template, get_template
+from .data import load_rows, queries
 from .judges import JUDGES, JudgeSettings, build_judge
 from .stats import PAIRED_TESTS, bootstrap_ci, paired_bootstrap_ci, paired_test, win_rate
 
@@ -61,16 +66,12 @@ class RMEvalResult:
 
 def evaluate_rm(cfg: RMEvalConfig) -> RMEvalResult:
     """Pairwise accuracy of the RM on a preference test split (paper appendix C.2)."""
-    from ..models.loading import load_rm
-    from ..models.scoring import RewardScorer
-    from ..models.templates import get_template
-    from .data import load_rows
-
     df = load_rows(cfg.data, cfg.max_rows)
     missing = df["rejected"].isna()
     if missing.any():
         raise SeamError(f"--data {cfg.data}: {int(missing.sum())} of {len(df)} rows have no rejected response "
                         f"(first: id {df.loc[missing, 'id'].iloc[0]!r}); RM accuracy needs (chosen, rejected) pairs")
+    check_template(cfg.template)  # a bad --template fails before the model loads
     loaded = load_rm(cfg.rm, cfg.rm_adapter, cfg.device, cfg.dtype, cfg.allow_pickle)
     scorer = RewardScorer(loaded, get_template(cfg.template, loaded.tokenizer), cfg.max_prompt_tokens,
                           cfg.max_response_tokens, cfg.batch_tokens)
@@ -97,8 +98,6 @@ def generate(loaded, prompts: list[str], template, max_new_tokens: int = 128, te
     temperature 0 = greedy. Generation stops at the tokenizer's EOS; special tokens are removed.
     With `return_tokens`, also the number of generated tokens per response (EOS excluded)."""
     import torch
-
-    from .data import queries
 
     tok, model = loaded.tokenizer, loaded.model
     texts, _ = queries(list(prompts), tok, template, max_prompt_tokens)
@@ -185,8 +184,6 @@ class PolicyEvalResult:
 
 
 def _read_responses(path: str, ids: pd.Series) -> list[str]:
-    from ..data import read_table
-
     table = read_table(path)
     if not {"id", "response"} <= set(map(str, table.columns)):
         raise SeamError(f"--responses {path}: needs columns id and response (found: {', '.join(map(str, table.columns))})")
@@ -206,13 +203,10 @@ def _ci_summary(values: np.ndarray, seed: int) -> dict:
 
 def evaluate_policy(cfg: PolicyEvalConfig, progress: ProgressFn | None = None) -> PolicyEvalResult:
     """Generate (or read) responses for the prompts of `cfg.data` and judge them."""
-    from ..models.loading import load_pm
-    from ..models.scoring import PolicyScorer
-    from ..models.templates import get_template
-    from .data import load_rows
-
     cfg.validate()
     df = load_rows(cfg.data, cfg.max_rows)
+    responses = _read_responses(cfg.responses, df["id"]) if cfg.responses else None  # checked before any model loads
+    check_template(cfg.template)
     judges = [build_judge(name, _judge_settings(cfg)) for name in cfg.judges]
     loaded = None
     if cfg.pm:
@@ -221,8 +215,6 @@ def evaluate_policy(cfg: PolicyEvalConfig, progress: ProgressFn | None = None) -
         responses, lengths = generate(loaded, df["prompt"].tolist(), template, cfg.max_new_tokens, cfg.temperature,
                                       cfg.top_p, cfg.seed, cfg.batch_size, cfg.max_prompt_tokens, progress,
                                       return_tokens=True)
-    else:
-        responses = _read_responses(cfg.responses, df["id"])
     rows = pd.DataFrame({"id": df["id"], "prompt": df["prompt"], "response": responses})
     summary: dict = {"n": len(rows)}
     if loaded is not None:
@@ -325,6 +317,4 @@ def compare_runs(a: list[pd.DataFrame], b: list[pd.DataFrame], score: str = "gol
 
 
 def read_eval_table(path: str | Path) -> pd.DataFrame:
-    from ..data import read_table
-
     return read_table(path)

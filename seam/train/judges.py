@@ -23,6 +23,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SeamError
+from ..models.loading import load_pm, load_rm
+from ..models.scoring import PolicyScorer, RewardScorer
+from ..models.templates import FormatTemplate, get_template
+from ..testbed import judge, task_from_row
 
 # Prompt 1 of the paper (MT-Bench single-answer grading).
 JUDGE_SYSTEM = (
@@ -87,10 +91,6 @@ class GoldJudge(Judge):
     scale = (0.0, 1.0)
 
     def __init__(self, settings: JudgeSettings | None = None):
-        try:
-            from ..testbed import judge, task_from_row
-        except ImportError as exc:  # pragma: no cover - the testbed ships with the package
-            raise SeamError(f"the gold judge needs seam.testbed ({exc})") from exc
         self._judge, self._task = judge, task_from_row
 
     def applies(self, row: dict) -> bool:
@@ -110,10 +110,6 @@ class RMJudge(Judge):
     scale = (-np.inf, np.inf)
 
     def __init__(self, settings: JudgeSettings):
-        from ..models.loading import load_rm
-        from ..models.scoring import RewardScorer
-        from ..models.templates import get_template
-
         if not settings.rm:
             raise SeamError("the rm judge needs --rm DIR (a reward model)")
         self.loaded = load_rm(settings.rm, settings.rm_adapter, settings.device, settings.dtype, settings.allow_pickle)
@@ -176,10 +172,6 @@ class LocalJudge(Judge):
     RATINGS = tuple(range(1, 11))
 
     def __init__(self, settings: JudgeSettings):
-        from ..models.loading import load_pm
-        from ..models.scoring import PolicyScorer
-        from ..models.templates import FormatTemplate
-
         if not settings.local_model:
             raise SeamError("the local judge needs --local-judge DIR (a causal LM folder)")
         self.loaded = load_pm(settings.local_model, None, settings.device, settings.dtype, settings.allow_pickle,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 
 from ..errors import SeamError
-from .common import RUN_FILE, RunDir, _clean, read_manifest
+from ..io import write_json
+from .common import RUN_FILE, RunDir, read_manifest
+from .models import adapter_base, load_causal_lm, load_classifier
 
 
 def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, base: str | None = None,
@@ -18,8 +19,6 @@ def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, base: str 
     `base` defaults to the base recorded in the adapter folder; `role` (pm | rm) defaults to the
     run's kind (rm -> a sequence classifier, anything else -> a causal LM). The merged folder gets
     safetensors weights, the tokenizer and a seam_run.json that records where it came from."""
-    from .models import adapter_base, load_causal_lm, load_classifier
-
     folder = Path(adapter)
     if not (folder / "adapter_config.json").is_file():
         raise SeamError(f"--adapter {folder}: not a LoRA adapter folder (no adapter_config.json); "
@@ -32,12 +31,12 @@ def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, base: str 
         role = "rm" if manifest.get("kind") == "rm" else "pm"
     if role not in ("pm", "rm"):
         raise SeamError(f"--role must be pm or rm, got {role!r}")
-    run = RunDir(out, flag="--out")
+    run = RunDir(out, flag="--out", inputs=[("--adapter", folder), ("--base", base)])
     # Point the loader at the adapter with an explicit base (the folder's own record may be stale).
     tmp_manifest = {"base_model": str(base)}
     staged = run.create() / "_adapter"
     shutil.copytree(folder, staged)
-    (staged / RUN_FILE).write_text(json.dumps(tmp_manifest), encoding="utf-8")
+    write_json(staged / RUN_FILE, tmp_manifest)
     try:
         if role == "rm":
             tok, model, _ = load_classifier(str(staged), "--adapter", allow_pickle)
@@ -51,5 +50,5 @@ def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, base: str 
     tok.save_pretrained(str(run.path))
     record = {"seam_run": 1, "kind": "merge", "role": role, "base_model": str(base), "adapter": str(folder),
               "adapter_run": manifest or None}
-    (run.path / RUN_FILE).write_text(json.dumps(_clean(record), indent=1) + "\n", encoding="utf-8")
+    write_json(run.path / RUN_FILE, record)
     return run.finish()

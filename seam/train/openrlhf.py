@@ -25,7 +25,16 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
+from ..data import load_instructions, write_table
 from ..errors import SeamError
+from ..io import describe_file, write_json, write_text
+from ..models.loading import apply_adapter, resolve_checkpoint
+from ..models.templates import get_template
+from .common import RunDir
+from .data import queries
+from .models import load_causal_lm, load_classifier, load_tokenizer, split_model_arg
 
 MODEL_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                "special_tokens_map.json", "chat_template.jinja", "tokenizer.model", "vocab.json", "merges.txt",
@@ -133,9 +142,6 @@ def _copy_model(src: Path, dst: Path) -> None:
 def _merged(path: str, adapter: str | None, role: str, dst: Path, allow_pickle: bool) -> Path:
     """A plain HF folder for (path, adapter): the PM folder itself / a copy of the RM, or a merged
     copy at `dst` when an adapter is given or `path` is a LoRA run folder."""
-    from ..models.loading import apply_adapter, resolve_checkpoint
-    from .models import load_causal_lm, load_classifier, split_model_arg
-
     _, auto = split_model_arg(path, f"--{role}")
     if adapter is None and auto is None:
         folder = resolve_checkpoint(path, f"--{role}", allow_pickle)
@@ -201,15 +207,9 @@ def format_command(cmd: list[str]) -> str:
 
 def export_openrlhf_run(cfg: OpenRLHFConfig) -> OpenRLHFExport:
     """Write prompts, RM (and merged policy) and the train_ppo_ray command into `cfg.out`."""
-    from ..data import load_instructions, write_table
-    from ..models.templates import get_template
-    from ..select import describe_file
-    from .common import RunDir, _clean
-    from .data import queries
-    from .models import load_tokenizer
-
     cfg.validate()
-    run = RunDir(cfg.out, flag="--out")
+    run = RunDir(cfg.out, flag="--out", inputs=[("--data", cfg.data), ("--pm", cfg.pm), ("--rm", cfg.rm),
+                                                ("--pm-adapter", cfg.pm_adapter), ("--rm-adapter", cfg.rm_adapter)])
     df = load_instructions(cfg.data)
     if df.empty:
         raise SeamError(f"--data {cfg.data}: no prompts to export")
@@ -223,8 +223,6 @@ def export_openrlhf_run(cfg: OpenRLHFConfig) -> OpenRLHFExport:
 
     out = run.create()
     try:
-        import pandas as pd
-
         # OpenRLHF reads --input_key prompt and ignores other keys; the id keeps rows traceable
         prompts = write_table(pd.DataFrame({"id": df["id"], "prompt": prompts_text}), out / "prompts.jsonl")
         reward = _merged(str(rm_src), cfg.rm_adapter, "rm", out / "reward_model", cfg.allow_pickle)
@@ -239,13 +237,13 @@ def export_openrlhf_run(cfg: OpenRLHFConfig) -> OpenRLHFExport:
     save_path = cfg.save_path or str(final / "checkpoint")
     cmd = build_command(cfg, rel(prompts), str(rel(policy)), rel(reward), save_path, chat, len(df))
     script = out / "train_ppo_ray.sh"
-    script.write_text("#!/usr/bin/env bash\n# written by `seam export openrlhf`; run where `ray` reaches the cluster\n"
-                      "set -euo pipefail\n" + format_command(cmd) + "\n", encoding="utf-8")
+    write_text(script, "#!/usr/bin/env bash\n# written by `seam export openrlhf`; run where `ray` reaches the cluster\n"
+                       "set -euo pipefail\n" + format_command(cmd) + "\n")
     script.chmod(0o755)
     manifest = {"seam_export": 1, "target": "openrlhf", "config": asdict(cfg), "prompts": len(df),
                 "data": describe_file(cfg.data, len(df)), "pm": str(Path(cfg.pm).resolve()),
                 "rm": str(rm_src.resolve()), "command": cmd}
-    (out / "export.json").write_text(json.dumps(_clean(manifest), indent=1) + "\n", encoding="utf-8")
+    write_json(out / "export.json", manifest)
     run.finish()
     return OpenRLHFExport(final, final / "prompts.jsonl", final / "reward_model", str(rel(policy)), cmd,
                           final / "train_ppo_ray.sh", len(df))

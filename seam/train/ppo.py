@@ -14,10 +14,13 @@ import sys
 import warnings
 
 from ..errors import SeamError
-from .common import (MetricsCallback, RunDir, StopFn, Timer, TrainingStopped, TrainResult, drop_default_printers,
-                     last_metrics, lora_config, make_callbacks, resolve_report_to, resolve_runtime, write_manifest)
+from ..models.templates import get_template
+from .common import (MetricsCallback, RunDir, StopFn, Timer, TrainingStopped, TrainResult, check_flags,
+                     drop_default_printers, last_metrics, lora_config, make_callbacks, resolve_report_to,
+                     resolve_runtime, write_manifest)
 from .config import PPOConfig
 from .data import load_rows, ppo_dataset
+from .models import load_causal_lm, load_classifier, same_tokenizer
 
 
 def _import_ppo():
@@ -36,30 +39,28 @@ def train_ppo(cfg: PPOConfig, metrics_callback: MetricsCallback | None = None,
     Metrics per update include objective/scores (mean RM score of the rollouts), objective/kl,
     objective/rlhf_reward, loss/policy_avg and loss/value_avg. The run folder holds the trained
     policy (or its LoRA adapter) with the tokenizer; the value model is not kept."""
-    from transformers import set_seed
-
-    from ..models.templates import get_template
-    from .models import load_causal_lm, load_classifier, same_tokenizer
-
-    TRLPPOConfig, PPOTrainer = _import_ppo()
     cfg.validate()
     timer = Timer()
-    run = RunDir(cfg.output_dir)
-    rt = resolve_runtime(cfg.device, cfg.dtype)
+    run = RunDir(cfg.output_dir, inputs=cfg.input_paths())
+    check_flags(cfg)
+    if cfg.lora and cfg.ref_policy:
+        raise SeamError("--ref-policy cannot be combined with --lora (the reference is the policy without its adapter); "
+                        "drop one of them")
     df = load_rows(cfg.data, cfg.max_rows)
     local_batch = cfg.batch_size * cfg.gradient_accumulation_steps
     if len(df) < local_batch:
         raise SeamError(f"--data {cfg.data}: {len(df)} prompts but one PPO batch needs {local_batch} "
                         "(batch_size x gradient_accumulation_steps); lower --batch-size or add prompts")
+    rt = resolve_runtime(cfg.device, cfg.dtype)
+    from transformers import set_seed
+
+    TRLPPOConfig, PPOTrainer = _import_ppo()
     set_seed(cfg.seed)
     tok, policy = load_causal_lm(cfg.policy, "--policy", cfg.allow_pickle)
     ref = None
     if not cfg.lora:  # with LoRA, TRL uses the policy with its adapter disabled as the reference
         _, ref = load_causal_lm(cfg.ref_policy or cfg.policy, "--ref-policy" if cfg.ref_policy else "--policy",
                                 cfg.allow_pickle)
-    elif cfg.ref_policy:
-        raise SeamError("--ref-policy cannot be combined with --lora (the reference is the policy without its adapter); "
-                        "drop one of them")
     rm_tok, reward, fresh = load_classifier(cfg.reward_model, "--reward-model", cfg.allow_pickle)
     if fresh:
         raise SeamError(f"--reward-model {cfg.reward_model}: a causal LM, not a trained reward model (its score head "

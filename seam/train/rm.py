@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from .common import (MetricsCallback, RunDir, StopFn, Timer, TrainResult, drop_default_printers, last_metrics,
-                     lora_config, make_callbacks, resolve_runtime, trainer_args, write_manifest)
+from ..errors import SeamError
+from ..models.templates import get_template
+from .common import (MetricsCallback, RunDir, StopFn, Timer, TrainResult, check_flags, drop_default_printers,
+                     last_metrics, lora_config, make_callbacks, resolve_runtime, trainer_args, write_manifest)
 from .config import RMConfig
-from .data import load_rows, rm_dataset
+from .data import check_pairs, load_rows, rm_dataset
+from .models import load_classifier
 from .sft import _steps
 
 
@@ -15,8 +18,6 @@ def freeze_below(model, top_layers: int) -> int:
     Backpropagation then stops at the lowest trainable layer, so a step costs little more than a
     forward pass. Returns the number of trainable parameters."""
     import torch
-
-    from ..errors import SeamError
 
     n_layers = getattr(model.config, "num_hidden_layers", None)
     stacks = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == n_layers]
@@ -45,18 +46,16 @@ def train_rm(cfg: RMConfig, metrics_callback: MetricsCallback | None = None,
     score head seeded by `cfg.seed`. Texts are rendered like `seam score` renders them (no extra EOS
     unless `append_eos`), so the reward is read at the same token. With `eval_data`, the final
     metrics include ``eval_accuracy`` (pairwise accuracy on the held-out pairs)."""
+    cfg.validate()
+    timer = Timer()
+    run = RunDir(cfg.output_dir, inputs=cfg.input_paths())
+    check_flags(cfg)
+    df = check_pairs(load_rows(cfg.data, cfg.max_rows))
+    eval_df = check_pairs(load_rows(cfg.eval_data, flag="--eval-data"), "--eval-data") if cfg.eval_data else None
+    rt = resolve_runtime(cfg.device, cfg.dtype)
     from transformers import set_seed
     from trl import RewardConfig, RewardTrainer
 
-    from ..models.templates import get_template
-    from .models import load_classifier
-
-    cfg.validate()
-    timer = Timer()
-    run = RunDir(cfg.output_dir)
-    rt = resolve_runtime(cfg.device, cfg.dtype)
-    df = load_rows(cfg.data, cfg.max_rows)
-    eval_df = load_rows(cfg.eval_data, flag="--eval-data") if cfg.eval_data else None
     set_seed(cfg.seed)
     tok, model, fresh_head = load_classifier(cfg.model, "--model", cfg.allow_pickle)
     if cfg.train_layers is not None:

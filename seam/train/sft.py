@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from .common import (MetricsCallback, RunDir, StopFn, Timer, TrainResult, drop_default_printers, last_metrics,
-                     lora_config, make_callbacks, resolve_runtime, trainer_args, write_manifest)
+from ..models.templates import get_template
+from .common import (MetricsCallback, RunDir, StopFn, Timer, TrainResult, check_flags, drop_default_printers,
+                     last_metrics, lora_config, make_callbacks, resolve_runtime, trainer_args, write_manifest)
 from .config import SFTConfig
 from .data import load_rows, sft_dataset
+from .models import load_causal_lm
 
 
 def _steps(n_rows: int, cfg) -> int:
@@ -21,19 +23,17 @@ def train_sft(cfg: SFTConfig, metrics_callback: MetricsCallback | None = None,
 
     The loss covers the response tokens and the EOS (what `seam score` scores); `metrics_callback`
     gets every logged step; `should_stop()` is polled after each step."""
+    cfg.validate()
+    timer = Timer()
+    run = RunDir(cfg.output_dir, inputs=cfg.input_paths())
+    check_flags(cfg)
+    df = load_rows(cfg.data, cfg.max_rows)
+    eval_df = load_rows(cfg.eval_data, flag="--eval-data") if cfg.eval_data else None
+    rt = resolve_runtime(cfg.device, cfg.dtype)
     from transformers import set_seed
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
-    from ..models.templates import get_template
-    from .models import load_causal_lm
-
-    cfg.validate()
-    timer = Timer()
-    run = RunDir(cfg.output_dir)
-    rt = resolve_runtime(cfg.device, cfg.dtype)
-    df = load_rows(cfg.data, cfg.max_rows)
-    eval_df = load_rows(cfg.eval_data, flag="--eval-data") if cfg.eval_data else None
     set_seed(cfg.seed)
     tok, model = load_causal_lm(cfg.model, "--model", cfg.allow_pickle)
     template = get_template(cfg.template, tok)
