@@ -13,7 +13,9 @@ from ..data import (add_column_flags, columns_from_args, load_instructions, load
 from ..io import atomic_output
 from ..models.loading import load_pm, load_rm
 from ..score.formula import SCORE_COLUMNS
-from ..score.pipeline import ScoreConfig, SeamScorer
+from ..score.config import ScoreConfig
+from ..score.pipeline import SeamScorer
+from ..settings import add_config_flags, config_from_args
 from . import example_epilog
 from ._common import output_path
 
@@ -49,17 +51,8 @@ def register(sub) -> None:
     p.add_argument("--negatives", required=True, metavar="FILE", help="negatives file: id, variant, text[, meta]")
     p.add_argument("--out", required=True, metavar="FILE", help="SEAM scores output (.jsonl, .csv or .parquet)")
     p.add_argument("--details", metavar="FILE", help="also write one row per negative")
-    p.add_argument("--template", default="stackllama", help="stackllama (default) | chat | a format string with {prompt} and {response}")
-    p.add_argument("--weighting", default="paper", choices=["paper", "prob"], help="paper: ell*eps (default) ; prob: -exp(ell)*eps")
-    p.add_argument("--aggregate", default="sum", choices=["sum", "mean"], help="aggregate per-negative terms (default sum)")
-    p.add_argument("--variants", nargs="+", metavar="NAME", help="only score these variants")
-    p.add_argument("--max-prompt-tokens", type=int, metavar="N", help="keep the first N prompt tokens")
-    p.add_argument("--max-response-tokens", type=int, metavar="N", help="keep the first N response tokens")
-    p.add_argument("--batch-tokens", type=int, default=16384, metavar="N", help="padded tokens per batch (default 16384)")
-    p.add_argument("--chunk-instructions", type=int, default=256, metavar="N", help="instructions per chunk (default 256)")
-    p.add_argument("--side-by-side", choices=["auto", "on", "off"], default="auto",
-                   help="run the PM and RM at once, each on half the CPU threads "
-                        "(auto: on for small models, hidden size < 512, both on the CPU)")
+    # the scoring settings' flags come from ScoreConfig's fields (one definition with the Score page)
+    add_config_flags(p, ScoreConfig, skip=("device", "dtype"), title="scoring settings")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_column_flags(p, kind="instructions")
     add_column_flags(p, kind="negatives")
@@ -70,19 +63,15 @@ def run(args) -> int:
     from tqdm import tqdm
 
     t0 = time.time()
-    cfg = ScoreConfig(template=args.template, weighting=args.weighting, aggregate=args.aggregate,
-                      max_prompt_tokens=args.max_prompt_tokens, max_response_tokens=args.max_response_tokens,
-                      batch_tokens=args.batch_tokens, chunk_instructions=args.chunk_instructions,
-                      variants=tuple(args.variants) if args.variants else None, side_by_side=args.side_by_side)
-    cfg.validate()
+    cfg = config_from_args(ScoreConfig, args)  # checked before any file is read or model loaded
     inputs = [("--data", args.data), ("--negatives", args.negatives), ("--pm", args.pm), ("--pm-adapter", args.pm_adapter),
               ("--rm", args.rm), ("--rm-adapter", args.rm_adapter)]
     out = output_path(args.out, "--out", inputs)
     details_path = output_path(args.details, "--details", inputs) if args.details else None
     instructions = load_instructions(args.data, columns_from_args(args))
     negatives = load_negatives(args.negatives, known_ids=instructions["id"], columns=negative_columns_from_args(args))
-    pm = load_pm(args.pm, args.pm_adapter, args.device, args.dtype, args.allow_pickle)
-    rm = load_rm(args.rm, args.rm_adapter, args.device, args.dtype, args.allow_pickle)
+    pm = load_pm(args.pm, args.pm_adapter, cfg.device, cfg.dtype, args.allow_pickle)
+    rm = load_rm(args.rm, args.rm_adapter, cfg.device, cfg.dtype, args.allow_pickle)
     scorer = SeamScorer(pm, rm, cfg)
     bar = None
 
