@@ -43,6 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from score_bench import make_inputs  # noqa: E402 - the same inputs as the CPU benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 ASSETS = ROOT / ".whl" / "smollm2-135m"  # config + tokenizer of SmolLM2-135M-Instruct (no weights)
@@ -53,27 +56,9 @@ FLOP_FORMULA = ("FLOPs = 2 x P_body(PM) x T_pm + 2 x P_body(RM) x T_rm + 2 x d x
                 "'executed' adds what each actually ran: the baseline's LM head at every PM position, the engine's "
                 "shared prompt prefixes run once per prompt instead of once per text")
 
-WORDS = ("the of and to in is that for it as was with be by on not he this are or his from at which but have an they "
-         "you were her she there one all we can has been if more when will would who so no answer question number "
-         "list capital river city water boils degrees metres kilometres sort smallest largest letters word spell "
-         "count plus minus times divided equals seven twelve nineteen forty hundred France Paris Rome Italy").split()
-
 
 def log(msg: str = "") -> None:
     print(msg, flush=True)
-
-
-def make_inputs(n_prompts: int, negs: int, prompt_words: int, response_words: int, seed: int = 0):
-    """Same generator as benchmarks/score_bench.py: (id, prompt, gold, negatives) per prompt."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n_prompts):
-        prompt = " ".join(rng.choice(WORDS, prompt_words)).capitalize() + "?"
-        gold = " ".join(rng.choice(WORDS, response_words)).capitalize() + "."
-        negatives = [" ".join(rng.choice(WORDS, max(3, int(response_words * rng.uniform(0.6, 1.4))))).capitalize() + "."
-                     for _ in range(negs)]
-        rows.append((f"q{i}", prompt, gold, negatives))
-    return rows
 
 
 # ----------------------------------------------------------------------------- device, versions, peak
