@@ -1,31 +1,36 @@
-"""Widgets generated from a config dataclass (field types, defaults and the `# help` comments)."""
+"""Widgets generated from a settings dataclass (field types, defaults and each field's help text,
+`seam.settings.setting`), and `checked`, which turns the widgets' values into a checked config
+before a page enqueues a job."""
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import re
 import types
 import typing
-from typing import Any
+from typing import Any, Mapping
 
 import streamlit as st
 
-_COMMENT = re.compile(r"^\s*(\w+)\s*:[^=#]*=[^#]*#\s*(.+)$")
+from seam.errors import SeamError
+
 _CHOICES = re.compile(r"^([\w.-]+(?:\s*\|\s*[\w.-]+)+)\b")
 
 
 def field_help(cls: type) -> dict[str, str]:
-    """{field: help} from ``metadata["help"]`` or the trailing comment on the field's line."""
-    out = {f.name: f.metadata["help"] for f in dataclasses.fields(cls) if "help" in f.metadata}
+    """{field: help} from each field's ``metadata["help"]`` (`seam.settings.setting`)."""
+    return {f.name: f.metadata["help"] for f in dataclasses.fields(cls) if "help" in f.metadata}
+
+
+def checked(cls: type, values: Mapping[str, Any] | None, *, where: str | None = None) -> tuple[Any, str | None]:
+    """``(cls.from_dict(values), None)``, or ``(None, the one-line error)`` to show at the button.
+
+    For a `seam.settings.Settings` class: unknown keys, wrong types and values its `validate()`
+    refuses are reported here, before anything is enqueued, not in a job's log."""
     try:
-        for line in inspect.getsource(cls).splitlines():
-            m = _COMMENT.match(line)
-            if m and m.group(1) not in out:
-                out[m.group(1)] = m.group(2).strip()
-    except (OSError, TypeError):
-        pass
-    return out
+        return cls.from_dict(values or {}, where=where or f"{cls.__name__} settings"), None
+    except SeamError as exc:
+        return None, str(exc)
 
 
 def _choices(help_text: str) -> list[str] | None:

@@ -54,7 +54,12 @@ with tab_neg:
         ui.missing_handler_note("negatives", "negatives cannot be built from the dashboard yet; import a negatives "
                                 "file on the Data page, or run `seam negatives ...` and import its output")
     elif st.button("Build negatives", type="primary", key="neg-go"):
-        st.toast(f"negatives job {enqueue_job(store, 'negatives', payload)} queued")
+        _, error = (forms.checked(BUILDERS[builder].Config, payload.get("config"), where=f"{builder} settings")
+                    if builder in BUILDERS else (None, None))  # checked here, not in the job's log
+        if error:
+            st.error(error)
+        else:
+            st.toast(f"negatives job {enqueue_job(store, 'negatives', payload)} queued")
 
 with tab_score:
     pms, rms = models[models["role"] == "pm"], models[models["role"] == "rm"]

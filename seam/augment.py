@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -31,25 +31,26 @@ from .errors import SeamError
 from .io import describe_file, new_lineage, write_lineage
 from .negatives.contrast import ContrastBuilder, ContrastConfig
 from .select import SelectConfig, SelectInputs, check_fraction, drop_count, keep_scores
+from .settings import Settings, setting
 
 AUGMENT_METHODS = ("seam", "random", "full")
 SFT_KIND, RM_KIND = "sft", "rm-pair"
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(Settings):
     """Which anchors, how many neighbours each, and where neighbours come from."""
 
-    method: str = field(default="seam", metadata={"help": "seam (lowest p% by SEAM) | random (random p%) | full (all)"})
-    p: float = field(default=0.2, metadata={"help": "fraction of instructions to augment (paper: 0.2)"})
-    k: int = field(default=5, metadata={"help": "neighbours per anchor: k SFT rows and k RM pairs (paper: 5)"})
-    variants: tuple[str, ...] = field(default=(), metadata={"help": "seam: variants (several = rank average)"})
-    seed: int = field(default=0, metadata={"help": "random: anchor seed"})
-    missing: str = field(default="keep", metadata={"help": "seam: rows without a score: keep (SEAM 0) | error"})
-    contrast_variant: str = field(default="contrast", metadata={"help": "variant name of the neighbours in the contrast file"})
-    band: tuple[float, float] = field(default=(0.8, 0.9), metadata={"help": "retrieval band when no contrast file is given"})
-    embedder: str | None = field(default=None, metadata={"help": "sentence-transformers folder for retrieval"})
-    device: str = field(default="auto", metadata={"help": "retrieval device"})
+    method: str = setting("seam", "seam (lowest p% by SEAM) | random (random p%) | full (all)")
+    p: float = setting(0.2, "fraction of instructions to augment (paper: 0.2)")
+    k: int = setting(5, "neighbours per anchor: k SFT rows and k RM pairs (paper: 5)")
+    variants: tuple[str, ...] = setting((), "seam: variants (several = rank average)")
+    seed: int = setting(0, "random: anchor seed")
+    missing: str = setting("keep", "seam: rows without a score: keep (SEAM 0) | error")
+    contrast_variant: str = setting("contrast", "variant name of the neighbours in the contrast file")
+    band: tuple[float, float] = setting((0.8, 0.9), "retrieval band when no contrast file is given")
+    embedder: str | None = setting(None, "sentence-transformers folder for retrieval")
+    device: str = setting("auto", "retrieval device")
 
     def validate(self) -> None:
         if self.method not in AUGMENT_METHODS:
@@ -156,7 +157,7 @@ def augment(df: pd.DataFrame, cfg: AugmentConfig, contrast: pd.DataFrame | None 
     lineage = new_lineage(
         "augment", method=cfg.method, p=cfg.p, k=cfg.k, n_in=len(df), n_anchors=len(anchors),
         n_sft_rows=len(sft), n_rm_pairs=len(pairs), anchors_short=short, sft_without_prompt=no_prompt,
-        config=asdict(cfg), info=info, anchors=anchors,
+        config=cfg.to_dict(), info=info, anchors=anchors,
         inputs={k: describe_file(v) for k, v in (paths or {}).items() if v})
     return Augmentation(anchors, pd.DataFrame(sft, columns=columns), pd.DataFrame(pairs, columns=columns), short,
                         lineage)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -33,6 +33,7 @@ from .errors import SeamError
 from .io import describe_file, new_lineage, write_lineage
 from .models.scoring import PolicyScorer, RewardScorer
 from .models.templates import get_template
+from .settings import Settings, setting
 
 MISSING_POLICIES = ("keep", "error")
 
@@ -55,18 +56,18 @@ def check_fraction(p: float, flag: str = "--p") -> float:
 
 
 @dataclass
-class SelectConfig:
+class SelectConfig(Settings):
     """How to choose the instructions to drop."""
 
-    method: str = field(default="seam", metadata={"help": "seam | random | perplexity | reward-gap"})
-    p: float = field(default=0.2, metadata={"help": "fraction to drop (paper: 0.2)"})
-    variants: tuple[str, ...] = field(default=(), metadata={"help": "seam: variants to use (default: all in the scores file); several = rank average"})
-    seed: int = field(default=0, metadata={"help": "random: the permutation seed"})
-    missing: str = field(default="keep", metadata={"help": "seam: rows without a score: keep (SEAM 0) | error"})
-    template: str = field(default="stackllama", metadata={"help": "perplexity / reward-gap: text template"})
-    max_prompt_tokens: int | None = field(default=None, metadata={"help": "model baselines: cut prompts to N tokens"})
-    max_response_tokens: int | None = field(default=None, metadata={"help": "model baselines: cut responses to N tokens"})
-    batch_tokens: int = field(default=16384, metadata={"help": "model baselines: padded tokens per batch"})
+    method: str = setting("seam", "seam | random | perplexity | reward-gap")
+    p: float = setting(0.2, "fraction to drop (paper: 0.2)")
+    variants: tuple[str, ...] = setting((), "seam: variants to use (default: all in the scores file); several = rank average")
+    seed: int = setting(0, "random: the permutation seed")
+    missing: str = setting("keep", "seam: rows without a score: keep (SEAM 0) | error")
+    template: str = setting("stackllama", "perplexity / reward-gap: text template")
+    max_prompt_tokens: int | None = setting(None, "model baselines: cut prompts to N tokens")
+    max_response_tokens: int | None = setting(None, "model baselines: cut responses to N tokens")
+    batch_tokens: int = setting(16384, "model baselines: padded tokens per batch")
 
     def validate(self) -> None:
         if self.method not in SELECT_METHODS:
@@ -231,7 +232,7 @@ def select(df: pd.DataFrame, cfg: SelectConfig, inputs: SelectInputs | None = No
     all_scores = pd.DataFrame({"id": df["id"], "keep_score": values})
     lineage = new_lineage(
         "select", method=cfg.method, p=cfg.p, n_in=len(df), n_dropped=int(n_drop), n_kept=int(mask.sum()),
-        config=asdict(cfg), info=info,
+        config=cfg.to_dict(), info=info,
         inputs={k: describe_file(v, len(df) if k == "data" else None) for k, v in inputs.paths.items() if v},
         dropped_ids=dropped["id"].tolist(),
         cutoff=float(values[order[n_drop - 1]]) if n_drop else None)

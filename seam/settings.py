@@ -21,6 +21,8 @@ button), not in a job log.
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import os
 import types
 import typing
@@ -33,10 +35,10 @@ from .errors import SeamError
 
 def setting(default: Any, help: str, **metadata: Any) -> Any:
     """A dataclass field with its help text (extra metadata, e.g. ``metavar="FILE"``); mutable
-    defaults are copied per instance."""
+    defaults (lists, dicts, sets, nested settings objects) are copied per instance."""
     meta = {"help": help, **metadata}
-    if isinstance(default, (list, dict, set)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
+        return field(default_factory=lambda d=default: copy.deepcopy(d), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -50,8 +52,16 @@ def base_type(tp: Any) -> tuple[Any, bool]:
 
 
 def coerce(cls: type, name: str, value: Any, source: str = "config") -> Any:
-    """Convert a YAML / CLI / form value to the field's type; SeamError naming the key when it cannot."""
+    """Convert a YAML / CLI / form value to the field's type; SeamError naming the key when it cannot.
+
+    A field typed as another `Settings` class takes a mapping (checked by that class's `from_dict`)."""
     tp, optional = base_type(typing.get_type_hints(cls)[name])
+    if isinstance(tp, type) and issubclass(tp, Settings):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, Mapping):
+            return tp.from_dict(value, where=f"{source}: {name}", validate=False)
+        raise SeamError(f"{source}: {name} must be a mapping of {tp.__name__} fields, got {value!r}")
     if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
         if optional:
             return None
@@ -82,6 +92,8 @@ def coerce(cls: type, name: str, value: Any, source: str = "config") -> Any:
             items = value.split() if isinstance(value, str) else list(value)
             item_type = (typing.get_args(tp) or (str,))[0]
             return tuple(item_type(x) for x in items)
+        if (typing.get_origin(tp) or tp) is dict and not isinstance(value, Mapping):
+            raise ValueError(value)
     except (TypeError, ValueError):
         raise SeamError(f"{source}: {name} must be a {getattr(tp, '__name__', tp)}, got {value!r}") from None
     return value
@@ -94,12 +106,8 @@ class Settings:
         """Raise SeamError on a bad value; subclasses override."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values (tuples become lists)."""
-        out = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = list(v) if isinstance(v, tuple) else v
-        return out
+        """Plain JSON-ready values (tuples become lists, nested settings dicts); copies, never views."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, *, where: str | None = None, validate: bool = True):
@@ -123,8 +131,19 @@ class Settings:
         out = {}
         for f in fields(cls):
             v = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-            out[f.name] = list(v) if isinstance(v, tuple) else v
+            out[f.name] = _plain(v)
         return out
+
+
+def _plain(v: Any) -> Any:
+    """A field value as plain data: nested settings -> dict, tuples -> lists, containers copied."""
+    if isinstance(v, Settings):
+        return v.to_dict()
+    if isinstance(v, (tuple, list)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
 
 
 # ---------------------------------------------------------------------------------- YAML and flags

@@ -256,6 +256,20 @@ def test_score_negatives_tab_builds_or_says_what_is_missing(project):
     assert counts.set_index("variant").loc["llm", "negatives"] == 24
 
 
+def test_score_negatives_settings_are_checked_at_the_button(project):
+    if "negatives" not in job_kinds():
+        pytest.skip("no negatives handler in this install")
+    with open_store(project) as store:
+        jobs_before = len(list_jobs(store))
+    at = page("score")
+    at.selectbox(key="neg-builder").set_value("llm").run()
+    at.number_input(key="neg-llm-k").set_value(0)  # k must be >= 1
+    at.button(key="neg-go").click().run()
+    assert any("--k 0: must be a positive integer" in t for t in texts(at.error)), texts(at.error)
+    with open_store(project) as store:
+        assert len(list_jobs(store)) == jobs_before  # nothing queued
+
+
 # --- Explore ---------------------------------------------------------------------------------------
 
 def test_explore_opens_on_the_lowest_seam_breakdown(project):

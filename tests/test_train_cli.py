@@ -9,8 +9,9 @@ import pytest
 from seam.cli import main
 from seam.data import write_table
 from seam.errors import SeamError
+from seam.settings import load_config
 from seam.train.common import resolve_report_to, tensorboard_available
-from seam.train.config import PPOConfig, RMConfig, SFTConfig, load_config
+from seam.train.config import PPOConfig, RMConfig, SFTConfig
 
 ROWS = [{"id": f"r{i}", "prompt": f"Spell {w}.", "chosen": f"{w} is spelled {' '.join(w)}.", "rejected": f"{w}!"}
         for i, w in enumerate(["cat", "dog", "fox", "owl", "bee", "elk"])]

@@ -214,16 +214,13 @@ class _Job:
         if bad:
             raise SeamError(f"unknown eval setting {bad[0]!r}; valid: {', '.join(sorted(names))}")
         common = dict(arms=self.arms, seeds=self.seeds, p=self.p, variants=self.variants, ppo=self.ppo,
-                      eval=EvalSettings(**ev), device=str(self.ppo.get("device", "auto")),
+                      eval=ev, device=str(self.ppo.get("device", "auto")),
                       dtype=str(self.ppo.get("dtype", "auto")),
-                      eval_initial=bool(p.get("eval_initial", True)), command=f"{self.kind}-ppo job {self.ctx.job_id}")
+                      eval_initial=p.get("eval_initial", True), command=f"{self.kind}-ppo job {self.ctx.job_id}")
         if self.kind == "filter":
-            cfg = FilterExperimentConfig(**common)
-        else:
-            cfg = AugmentExperimentConfig(**common, k=int(p.get("k", 5)), sft=dict(p.get("sft") or {}),
-                                          rm=dict(p.get("rm") or {}))
-        cfg.validate()
-        return cfg
+            return FilterExperimentConfig.from_dict(common, where=f"{self.kind}-ppo payload")
+        return AugmentExperimentConfig.from_dict({**common, "k": p.get("k", 5), "sft": dict(p.get("sft") or {}),
+                                                  "rm": dict(p.get("rm") or {})}, where=f"{self.kind}-ppo payload")
 
     # ------------------------------------------------------------------ runs in the store
 

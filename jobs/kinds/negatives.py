@@ -11,7 +11,6 @@ transaction.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pandas as pd
@@ -28,24 +27,20 @@ def _builder(store: Store, payload: dict, instructions: pd.DataFrame):
     name = payload.get("builder")
     if name not in BUILDERS:
         raise SeamError(f"negatives payload: builder {name!r} is not one of {', '.join(BUILDERS)}")
-    cls = BUILDERS[name]
-    fields = {f.name for f in dataclasses.fields(cls.Config)}
-    raw = dict(payload.get("config") or {})
-    unknown = sorted(set(raw) - fields)
-    if unknown:
-        raise SeamError(f"negatives payload: unknown {name} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
-    if "band" in raw and raw["band"] is not None:
-        raw["band"] = tuple(raw["band"])
+    raw = payload.get("config") or {}
+    if not isinstance(raw, dict):
+        raise SeamError(f"negatives payload: config must be an object of {name} settings, got {raw!r}")
+    cfg = BUILDERS[name].Config.from_dict(raw, where=f"negatives payload: {name} config")
     kwargs: dict[str, Any] = {}
-    if name == "contrast" and not raw.get("corpus"):
+    if name == "contrast" and not cfg.corpus:
         kwargs["corpus"] = instructions  # the whole dataset, whichever chunk is being built
     if name == "adv":
-        if payload.get("rm_model_id") is None and not raw.get("rm"):
+        if payload.get("rm_model_id") is None and not cfg.rm:
             raise SeamError("the adv builder needs a reward model: pass rm_model_id (a registered RM)")
         if payload.get("rm_model_id") is not None:
             row = model_row(store, payload["rm_model_id"], "rm")
-            kwargs["rm"] = load_model(row, raw.get("device", "auto"), raw.get("dtype", "auto"))
-    return make_builder(name, cls.Config(**raw), **kwargs), name
+            kwargs["rm"] = load_model(row, cfg.device, cfg.dtype)
+    return make_builder(name, cfg, **kwargs), name
 
 
 def negatives_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:

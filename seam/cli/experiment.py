@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SeamError
+from ..settings import coerce, load_yaml
 from . import example_epilog
 
 _INPUT_FLAGS = ("rl", "scores", "pm", "rm", "eval", "negatives", "sft", "rm_train", "rm_test")
@@ -142,19 +143,24 @@ def _add_common(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--verbose", action="store_true", help="show each trainer's progress bar")
 
 
-def _ppo_overrides(args) -> dict:
+def _yaml_overrides(what: str, path) -> dict:
+    """The `what` trainer's overrides in a --ppo-config / --sft-config / --rm-config YAML file, typed."""
     # lazy: every `seam` command imports this module to build its parser; seam.train loads pandas
-    from ..train.config import PPOConfig, coerce, load_yaml
+    from ..train.config import TRAIN_CONFIGS
 
+    cls = TRAIN_CONFIGS[what]
+    names = " (steps, batch_size, ...)" if what == "ppo" else ""
     out: dict = {}
-    if args.ppo_config:
-        raw = load_yaml(args.ppo_config)
-        names = {f for f in PPOConfig.__dataclass_fields__}
-        for k, v in raw.items():
-            if k not in names:
-                raise SeamError(f"--ppo-config {args.ppo_config}: unknown key {k!r}; use `seam train ppo --help` names "
-                                "with underscores (steps, batch_size, ...)")
-            out[k] = coerce(PPOConfig, k, v, f"--ppo-config {args.ppo_config}")
+    for k, v in load_yaml(path).items():
+        if k not in cls.__dataclass_fields__:
+            raise SeamError(f"--{what}-config {path}: unknown key {k!r}; use `seam train {what} --help` names "
+                            f"with underscores{names}")
+        out[k] = coerce(cls, k, v, f"--{what}-config {path}")
+    return out
+
+
+def _ppo_overrides(args) -> dict:
+    out = _yaml_overrides("ppo", args.ppo_config) if args.ppo_config else {}
     for flag, name in _PPO_FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
@@ -163,17 +169,8 @@ def _ppo_overrides(args) -> dict:
 
 
 def _train_overrides(args, what: str) -> dict:
-    # lazy: every `seam` command imports this module to build its parser; seam.train loads pandas
-    from ..train.config import TRAIN_CONFIGS, coerce, load_yaml
-
-    cls = TRAIN_CONFIGS[what]
-    out: dict = {}
     path = getattr(args, f"{what}_config", None)
-    if path:
-        for k, v in load_yaml(path).items():
-            if k not in cls.__dataclass_fields__:
-                raise SeamError(f"--{what}-config {path}: unknown key {k!r}; use `seam train {what} --help` names with underscores")
-            out[k] = coerce(cls, k, v, f"--{what}-config {path}")
+    out = _yaml_overrides(what, path) if path else {}
     steps = getattr(args, f"{what}_steps", None)
     if steps is not None:
         out["max_steps"] = steps
@@ -202,9 +199,7 @@ def build_config(args):
     if args.kind == "augment":
         extra.update(k=args.k, sft=_train_overrides(args, "sft"), rm=_train_overrides(args, "rm"),
                      train_seed=args.train_seed)
-    cfg = EXPERIMENT_CONFIGS[args.kind](**common, **extra)
-    cfg.validate()
-    return cfg
+    return EXPERIMENT_CONFIGS[args.kind].from_dict({**common, **extra}, where=f"seam experiment {args.kind}")
 
 
 def _command() -> str | None:

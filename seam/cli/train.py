@@ -8,8 +8,9 @@ import sys
 
 from ..data import read_table, write_table
 from ..io import check_not_input, write_json
+from ..settings import add_config_flags, config_from_args
 from ..train import TRAINERS
-from ..train.config import TRAIN_CONFIGS, add_config_flags, config_from_args
+from ..train.config import TRAIN_CONFIGS
 from ..train.eval import PolicyEvalConfig, RMEvalConfig, compare_runs, evaluate_policy, evaluate_rm
 from ..train.judges import JUDGES, JudgeSettings
 from ..train.merge import merge_adapter

@@ -19,26 +19,28 @@ import pandas as pd
 from ..data import load_instructions
 from ..errors import SeamError
 from ..select import check_fraction
+from ..settings import setting
 from ..testbed import WorldConfig, generate_tasks, instructions_rows, split
-from .config import AUGMENT_ARMS, FILTER_ARMS, REFERENCE, ExperimentConfig, arm_alias, help_field
+from .config import AUGMENT_ARMS, FILTER_ARMS, REFERENCE, ExperimentConfig, arm_alias
 
 # ============================================================================ inputs
 
 
 @dataclass
 class ExperimentInputs:
-    """Files and models an experiment reads (paths)."""
+    """Files and models an experiment reads (paths). Not a `Settings`: `to_dict` records the resolved
+    absolute paths (the manifest's inputs), so it does not round-trip."""
 
-    rl: str = help_field("", "RL instructions (the set PPO draws prompts from; the one SEAM scored)")
-    pm: str = help_field("", "policy model: PPO starts here (filter); SFT starts here (augment)")
-    rm: str = help_field("", "reward model: PPO's reward (filter) and the fixed RM judge of every arm")
-    scores: str | None = help_field(None, "SEAM scores file (`seam score --out`): seam arms")
-    eval: str | None = help_field(None, "held-out eval prompts (instructions contract; testbed meta for the gold judge)")
-    negatives: str | None = help_field(None, "negatives file: reward-gap rows without rejected; augment's contrast neighbours")
-    sft: str | None = help_field(None, "augment: the PM's original SFT data")
-    rm_train: str | None = help_field(None, "augment: the RM's original preference pairs")
-    rm_test: str | None = help_field(None, "augment: RM test pairs (accuracy of each retrained RM)")
-    project: str | None = help_field(None, "a `seam demo` folder: without an eval file, its world's unused RL tasks are the eval set")
+    rl: str = setting("", "RL instructions (the set PPO draws prompts from; the one SEAM scored)")
+    pm: str = setting("", "policy model: PPO starts here (filter); SFT starts here (augment)")
+    rm: str = setting("", "reward model: PPO's reward (filter) and the fixed RM judge of every arm")
+    scores: str | None = setting(None, "SEAM scores file (`seam score --out`): seam arms")
+    eval: str | None = setting(None, "held-out eval prompts (instructions contract; testbed meta for the gold judge)")
+    negatives: str | None = setting(None, "negatives file: reward-gap rows without rejected; augment's contrast neighbours")
+    sft: str | None = setting(None, "augment: the PM's original SFT data")
+    rm_train: str | None = setting(None, "augment: the RM's original preference pairs")
+    rm_test: str | None = setting(None, "augment: RM test pairs (accuracy of each retrained RM)")
+    project: str | None = setting(None, "a `seam demo` folder: without an eval file, its world's unused RL tasks are the eval set")
 
     def to_dict(self) -> dict:
         return {k: (str(Path(v).resolve()) if v else None) for k, v in asdict(self).items()}

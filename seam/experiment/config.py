@@ -8,10 +8,12 @@ file is read or model loaded. `seam.experiment.runner` runs it.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 from ..errors import SeamError
 from ..select import check_fraction
+from ..settings import Settings, setting
 from ..train.config import DTYPES, TRAIN_CONFIGS
 from ..train.judges import JUDGES
 from ..train.stats import PAIRED_TESTS
@@ -34,24 +36,17 @@ def arm_alias(name: str) -> str:
     return ARM_ALIASES.get(name, name)
 
 
-def help_field(default, help: str):
-    """A dataclass field with its help text (mutable defaults are copied per instance)."""
-    if isinstance(default, (list, dict, set)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
-class EvalSettings:
+class EvalSettings(Settings):
     """How each arm's final policy is evaluated."""
 
-    n_prompts: int | None = help_field(40, "held-out prompts used (the first N of the eval set); None = all")
-    max_new_tokens: int = help_field(48, "max tokens per generated response")
-    temperature: float = help_field(0.0, "0 = greedy decoding (deterministic per policy)")
-    batch_size: int = help_field(16, "prompts per generation batch")
-    kl: bool = help_field(True, "also estimate KL(policy || starting policy) per response (one more forward pass each)")
-    holdout: float = help_field(0.2, "without an eval file: the share of the RL set held out (seeded) as eval prompts")
-    judges: tuple[str, ...] = help_field(SCORES, "judges: gold (demo world rows) and rm (the input RM as a fixed yardstick)")
+    n_prompts: int | None = setting(40, "held-out prompts used (the first N of the eval set); None = all")
+    max_new_tokens: int = setting(48, "max tokens per generated response")
+    temperature: float = setting(0.0, "0 = greedy decoding (deterministic per policy)")
+    batch_size: int = setting(16, "prompts per generation batch")
+    kl: bool = setting(True, "also estimate KL(policy || starting policy) per response (one more forward pass each)")
+    holdout: float = setting(0.2, "without an eval file: the share of the RL set held out (seeded) as eval prompts")
+    judges: tuple[str, ...] = setting(SCORES, "judges: gold (demo world rows) and rm (the input RM as a fixed yardstick)")
 
     def validate(self) -> None:
         if self.n_prompts is not None and (isinstance(self.n_prompts, bool) or int(self.n_prompts) < 1):
@@ -70,23 +65,23 @@ class EvalSettings:
 
 
 @dataclass
-class ExperimentConfig:
+class ExperimentConfig(Settings):
     """Settings every experiment shares. `ppo` / `sft` / `rm` hold overrides of the trainers' configs."""
 
-    arms: tuple[str, ...] = help_field((), "arms to run (default: every arm of the experiment)")
-    seeds: tuple[int, ...] = help_field((0,), "one PPO run per arm and seed (also the random baselines' seed)")
-    p: float = help_field(0.2, "share of the RL set dropped (filter) or augmented (augment); paper: 0.2")
-    variants: tuple[str, ...] = help_field((), "SEAM variants (several: ranks averaged); default all in the scores file")
-    ppo: dict = help_field({}, "PPOConfig overrides (steps, batch_size, response_length, lora, ...)")
-    eval: EvalSettings = field(default_factory=EvalSettings, metadata={"help": "evaluation settings"})
-    template: str = help_field("stackllama", "text template for training and evaluation")
-    device: str = help_field("auto", "auto | cpu | cuda (training and evaluation)")
-    dtype: str = help_field("auto", "auto | float32 | bfloat16 | float16: evaluation weights and the trainers' mixed precision")
-    test: str = help_field("t", "paired test over per-seed means: t | wilcoxon | permutation | sign")
-    level: float = help_field(0.95, "confidence level of the intervals")
-    eval_initial: bool = help_field(True, "also evaluate the starting policy (no PPO), as a point of reference")
-    quiet: bool = help_field(True, "no per-trainer progress bars (the experiment reports per unit)")
-    command: str | None = help_field(None, "the command line, recorded in the results")
+    arms: tuple[str, ...] = setting((), "arms to run (default: every arm of the experiment)")
+    seeds: tuple[int, ...] = setting((0,), "one PPO run per arm and seed (also the random baselines' seed)")
+    p: float = setting(0.2, "share of the RL set dropped (filter) or augmented (augment); paper: 0.2")
+    variants: tuple[str, ...] = setting((), "SEAM variants (several: ranks averaged); default all in the scores file")
+    ppo: dict = setting({}, "PPOConfig overrides (steps, batch_size, response_length, lora, ...)")
+    eval: EvalSettings = setting(EvalSettings(), "evaluation settings")
+    template: str = setting("stackllama", "text template for training and evaluation")
+    device: str = setting("auto", "auto | cpu | cuda (training and evaluation)")
+    dtype: str = setting("auto", "auto | float32 | bfloat16 | float16: evaluation weights and the trainers' mixed precision")
+    test: str = setting("t", "paired test over per-seed means: t | wilcoxon | permutation | sign")
+    level: float = setting(0.95, "confidence level of the intervals")
+    eval_initial: bool = setting(True, "also evaluate the starting policy (no PPO), as a point of reference")
+    quiet: bool = setting(True, "no per-trainer progress bars (the experiment reports per unit)")
+    command: str | None = setting(None, "the command line, recorded in the results")
 
     kind = "experiment"
 
@@ -113,10 +108,19 @@ class ExperimentConfig:
         self.eval.validate()
         _check_overrides("ppo", self.ppo, _PPO_OWNED)
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["kind"] = self.kind
-        return d
+    def to_dict(self) -> dict[str, Any]:
+        """The fields (`eval` as a dict) and ``kind``, as manifests record them."""
+        return {**super().to_dict(), "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, *, where: str | None = None, validate: bool = True):
+        """As `Settings.from_dict`; a ``kind`` key (as `to_dict` writes it) must name this experiment."""
+        data = dict(data or {})
+        kind = data.pop("kind", cls.kind)
+        if kind != cls.kind:
+            raise SeamError(f"{where or cls.__name__ + ' settings'}: kind {kind!r} does not match; "
+                            f"these are the settings of a {cls.kind} experiment")
+        return super().from_dict(data, where=where, validate=validate)
 
 
 @dataclass
@@ -133,10 +137,10 @@ class FilterExperimentConfig(ExperimentConfig):
 class AugmentExperimentConfig(ExperimentConfig):
     """Original training data vs contrast-instruction augmentation around anchors (paper section 7)."""
 
-    k: int = help_field(5, "contrast neighbours per anchor: k SFT rows and k RM pairs (paper: 5)")
-    sft: dict = help_field({}, "SFTConfig overrides for retraining the PM (max_steps, lora, learning_rate, ...)")
-    rm: dict = help_field({}, "RMConfig overrides for retraining the RM (max_steps, train_layers, ...)")
-    train_seed: int | None = help_field(None, "seed of the SFT/RM retraining and of the random anchors (default: the first seed)")
+    k: int = setting(5, "contrast neighbours per anchor: k SFT rows and k RM pairs (paper: 5)")
+    sft: dict = setting({}, "SFTConfig overrides for retraining the PM (max_steps, lora, learning_rate, ...)")
+    rm: dict = setting({}, "RMConfig overrides for retraining the RM (max_steps, train_layers, ...)")
+    train_seed: int | None = setting(None, "seed of the SFT/RM retraining and of the random anchors (default: the first seed)")
 
     kind = "augment"
 
@@ -155,8 +159,8 @@ class AugmentExperimentConfig(ExperimentConfig):
 class SweepConfig(ExperimentConfig):
     """The SEAM filter (and optional baselines) at several drop rates, against the full RL set."""
 
-    rates: tuple[float, ...] = help_field(DEFAULT_RATES, "drop rates to sweep (fractions)")
-    methods: tuple[str, ...] = help_field(("seam",), "selection methods swept: seam, random, perplexity, reward-gap")
+    rates: tuple[float, ...] = setting(DEFAULT_RATES, "drop rates to sweep (fractions)")
+    methods: tuple[str, ...] = setting(("seam",), "selection methods swept: seam, random, perplexity, reward-gap")
 
     kind = "sweep"
 

@@ -24,7 +24,8 @@ import pandas as pd
 from ..data import load_instructions, load_negatives, read_table, write_table
 from ..errors import SeamError
 from ..io import json_safe, write_json, write_text
-from ..train.config import PPOConfig, RMConfig, SFTConfig, load_config
+from ..settings import load_config
+from ..train.config import PPOConfig, RMConfig, SFTConfig
 from ..train.eval import compare_runs
 from ..train.stats import bootstrap_ci
 from .arms import ExperimentInputs, build_arms, demo_heldout

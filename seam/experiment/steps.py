@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,7 +27,8 @@ from ..data import write_table
 from ..io import lineage_path, write_json
 from ..models.loading import load_pm, load_rm
 from ..select import SelectConfig, SelectInputs, select, write_selection
-from ..train import PPOConfig, RMConfig, SFTConfig, load_config, train_ppo, train_rm, train_sft
+from ..settings import load_config
+from ..train import PPOConfig, RMConfig, SFTConfig, train_ppo, train_rm, train_sft
 from ..train.common import METRICS_FILE, read_manifest
 from ..train.eval import PolicyEvalConfig, evaluate_policy
 from ..train.judges import JudgeSettings
@@ -223,7 +224,7 @@ class UnitSteps:
         path = self.out / "selections" / name
         unit = Unit("select", arm.name, seed if arm.seeded else None, self._unit_index, self._n_units, {"data": str(path)})
         sel_cfg = SelectConfig(method=arm.method, p=arm.p, variants=arm.variants, seed=seed, template=self.cfg.template)
-        unit.config = asdict(sel_cfg)
+        unit.config = sel_cfg.to_dict()
         t0 = time.time()
         if path.is_file() and lineage_path(path).is_file():
             lineage = json.loads(lineage_path(path).read_text(encoding="utf-8"))
@@ -275,7 +276,7 @@ class UnitSteps:
             unit = Unit("augment", arm.name, None, self._unit_index, self._n_units,
                         {"sft_data": str(sft_file), "rm_data": str(rm_file)})
             acfg = AugmentConfig(method=arm.method, p=arm.p, k=self.cfg.k, variants=arm.variants, seed=self._train_seed)
-            unit.config = asdict(acfg)
+            unit.config = acfg.to_dict()
             if all(f.is_file() and lineage_path(f).is_file() for f in (sft_file, rm_file)):
                 lineage = json.loads(lineage_path(rm_file).read_text(encoding="utf-8"))
                 self._emit_end(UnitResult(unit, True, 0.0, _augment_summary(lineage)))

@@ -24,6 +24,7 @@ from ..errors import SeamError
 from ..models.loading import load_rm
 from ..models.scoring import RewardScorer
 from ..models.templates import get_template
+from ..settings import Settings, setting
 from .base import ProgressFn, check_instructions, check_k, count_stats, negatives_frame
 from .corrupt import first_corruption
 
@@ -31,26 +32,26 @@ RECIPE_NAMES = ("greedy", "char", "embedding", "hotflip", "wordnet")
 
 
 @dataclass
-class AdvConfig:
+class AdvConfig(Settings):
     """Settings of the adv builder (CLI flags and the dashboard both build this)."""
 
-    k: int = 30  # perturbations per instruction (at most)
-    rm: str | None = None  # reward model folder (the victim); or pass a loaded model to AdvBuilder
-    rm_adapter: str | None = None  # PEFT adapter folder for the RM
-    recipe: str = "greedy"  # greedy | char | embedding | hotflip | wordnet (see docs/negatives.md)
-    query_budget: int = 300  # RM forward queries per instruction for the search
-    margin: float = 0.0  # success when R(I∘r*) >= R(I∘r) + margin
-    max_candidates: int = 8  # replacements tried per word and transformation
-    max_words: int = 128  # only the first N words of a response are perturbed
-    max_modify_rate: float = 0.3  # at most this share of the words is changed
-    template: str = "stackllama"  # stackllama | chat | format string (as for seam score)
-    device: str = "auto"
-    dtype: str = "auto"
-    allow_pickle: bool = False
-    batch_tokens: int = 16384  # padded tokens per RM forward batch
-    max_prompt_tokens: int | None = None
-    max_response_tokens: int | None = None
-    seed: int = 0  # for the corrupted start and the character edits
+    k: int = setting(30, "perturbations per instruction (at most)")
+    rm: str | None = setting(None, "reward model folder (the victim); or pass a loaded model to AdvBuilder")
+    rm_adapter: str | None = setting(None, "PEFT adapter folder for the RM")
+    recipe: str = setting("greedy", "greedy | char | embedding | hotflip | wordnet (see docs/negatives.md)")
+    query_budget: int = setting(300, "RM forward queries per instruction for the search")
+    margin: float = setting(0.0, "success when R(I∘r*) >= R(I∘r) + margin")
+    max_candidates: int = setting(8, "replacements tried per word and transformation")
+    max_words: int = setting(128, "only the first N words of a response are perturbed")
+    max_modify_rate: float = setting(0.3, "at most this share of the words is changed")
+    template: str = setting("stackllama", "stackllama | chat | format string (as for seam score)")
+    device: str = setting("auto", "where the RM runs: auto | cpu | cuda | cuda:N")
+    dtype: str = setting("auto", "RM weights: auto | float32 | bfloat16 | float16 (auto: float32 on CPU, bfloat16 on GPU)")
+    allow_pickle: bool = setting(False, "allow .bin/.pt weights (pickle can run code: only for trusted checkpoints)")
+    batch_tokens: int = setting(16384, "padded tokens per RM forward batch")
+    max_prompt_tokens: int | None = setting(None, "keep the first N prompt tokens")
+    max_response_tokens: int | None = setting(None, "keep the first N response tokens")
+    seed: int = setting(0, "for the corrupted start and the character edits")
 
     def validate(self) -> None:
         check_k(self.k)

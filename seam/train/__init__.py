@@ -14,7 +14,7 @@ it into the store) and ``should_stop()`` (polled after each step). See docs/trai
 """
 
 from .common import METRICS_FILE, RUN_FILE, TrainResult, read_manifest, tensorboard_available
-from .config import PPOConfig, RMConfig, SFTConfig, TRAIN_CONFIGS, load_config
+from .config import PPOConfig, RMConfig, SFTConfig, TRAIN_CONFIGS
 from .eval import (CompareResult, PolicyEvalConfig, PolicyEvalResult, RMEvalConfig, RMEvalResult, compare_runs,
                    evaluate_policy, evaluate_rm, generate)
 from .judges import JUDGES, JudgeSettings, build_judge, parse_rating
@@ -31,7 +31,7 @@ __all__ = [
     "CompareResult", "JUDGES", "JudgeSettings", "METRICS_FILE", "OpenRLHFConfig", "OpenRLHFExport", "PPOConfig",
     "PolicyEvalConfig", "PolicyEvalResult", "RMConfig", "RMEvalConfig", "RMEvalResult", "RUN_FILE", "SFTConfig",
     "TRAINERS", "TRAIN_CONFIGS", "TrainResult", "bootstrap_ci", "build_judge", "compare_runs", "evaluate_policy",
-    "evaluate_rm", "export_openrlhf_run", "generate", "load_config", "merge_adapter", "paired_bootstrap_ci",
+    "evaluate_rm", "export_openrlhf_run", "generate", "merge_adapter", "paired_bootstrap_ci",
     "paired_test", "parse_rating", "read_manifest", "tensorboard_available", "train_ppo", "train_rm", "train_sft",
     "win_rate",
 ]
