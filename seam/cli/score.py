@@ -11,7 +11,7 @@ import pandas as pd
 from ..data import (add_column_flags, columns_from_args, load_instructions, load_negatives, negative_columns_from_args,
                     write_rows, write_table)
 from ..io import atomic_output
-from ..models.loading import load_pm, load_rm
+from ..models.loading import load_pm, load_rm, resolve_device
 from ..score.formula import SCORE_COLUMNS
 from ..score.config import ScoreConfig
 from ..score.pipeline import SeamScorer
@@ -20,16 +20,44 @@ from . import example_epilog
 from ._common import output_path
 
 
-def add_model_flags(p: argparse.ArgumentParser, pm: bool = True, rm: bool = True) -> None:
+MODEL_REF = "a local HF folder, a folder with one .gguf file, a PEFT adapter folder, or a hub id (org/name[@rev]) from the local Hugging Face cache (never downloaded)"
+
+
+def add_model_flags(p: argparse.ArgumentParser, pm: bool = True, rm: bool = True, placement: bool = True) -> None:
+    """The model flags: --pm/--rm (+ adapters), --device, --dtype, --allow-pickle; with `placement`
+    also --pm-device/--rm-device, --device-map and (with `rm`) --rm-label, read back by `model_kwargs`."""
     if pm:
-        p.add_argument("--pm", required=True, metavar="DIR", help="policy model: HF folder or a folder with one .gguf file")
-        p.add_argument("--pm-adapter", metavar="DIR", help="PEFT adapter folder to apply to the PM")
+        p.add_argument("--pm", required=True, metavar="REF", help=f"policy model: {MODEL_REF}")
+        p.add_argument("--pm-adapter", metavar="REF", help="PEFT adapter (folder or cached hub id) to apply to the PM")
     if rm:
-        p.add_argument("--rm", required=True, metavar="DIR", help="reward model: one-label sequence classifier folder")
-        p.add_argument("--rm-adapter", metavar="DIR", help="PEFT adapter folder to apply to the RM")
+        p.add_argument("--rm", required=True, metavar="REF",
+                       help=f"reward model (a sequence classifier): {MODEL_REF}")
+        p.add_argument("--rm-adapter", metavar="REF", help="PEFT adapter (folder or cached hub id) to apply to the RM")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    if placement:
+        for role in ("pm",) * pm + ("rm",) * rm:
+            p.add_argument(f"--{role}-device", metavar="DEV", help=f"device of the {role.upper()} only (overrides --device)")
+        p.add_argument("--device-map", metavar="auto", choices=("auto", "balanced", "balanced_low_0", "sequential"),
+                       help="spread each model without its own --pm-device/--rm-device over the GPUs (then the CPU) "
+                            "with accelerate: for models that do not fit one device")
+        if rm:
+            p.add_argument("--rm-label", metavar="N",
+                           help="which output logit of a multi-label RM is the reward: an index or a label name "
+                                "(default: the RM's single label; required when it has several)")
     p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16 (auto: float32 on CPU, bfloat16 on GPU)")
     p.add_argument("--allow-pickle", action="store_true", help="allow .bin/.pt weights (pickle can run code: only for trusted checkpoints)")
+
+
+def model_kwargs(args: argparse.Namespace, role: str, device: str | None = None) -> dict:
+    """load_pm / load_rm keyword arguments for `role` from the flags of `add_model_flags`."""
+    own = getattr(args, f"{role}_device", None)
+    if own:
+        resolve_device(own, f"--{role}-device")  # a bad value is named by its own flag
+    out = {"device": own or device or args.device,
+           "device_map": None if own else getattr(args, "device_map", None)}
+    if role == "rm":
+        out["label"] = getattr(args, "rm_label", None)
+    return out
 
 
 def register(sub) -> None:
@@ -70,8 +98,10 @@ def run(args) -> int:
     details_path = output_path(args.details, "--details", inputs) if args.details else None
     instructions = load_instructions(args.data, columns_from_args(args))
     negatives = load_negatives(args.negatives, known_ids=instructions["id"], columns=negative_columns_from_args(args))
-    pm = load_pm(args.pm, args.pm_adapter, cfg.device, cfg.dtype, args.allow_pickle)
-    rm = load_rm(args.rm, args.rm_adapter, cfg.device, cfg.dtype, args.allow_pickle)
+    pm = load_pm(args.pm, args.pm_adapter, dtype=cfg.dtype, allow_pickle=args.allow_pickle,
+                 **model_kwargs(args, "pm", cfg.device))
+    rm = load_rm(args.rm, args.rm_adapter, dtype=cfg.dtype, allow_pickle=args.allow_pickle,
+                 **model_kwargs(args, "rm", cfg.device))
     scorer = SeamScorer(pm, rm, cfg)
     bar = None
 

@@ -1,9 +1,16 @@
-"""Load the policy model (causal LM) and the reward model (one-label sequence classifier).
+"""Load the policy model (causal LM) and the reward model (a sequence classifier: its one logit, or
+the logit ``label`` picks, is the reward).
 
-A checkpoint is a local folder in the HF ``save_pretrained`` layout, or a folder holding exactly one
-``.gguf`` file (converted once to an HF folder in the cache). A PEFT adapter folder may be laid on
-top. ``trust_remote_code`` is never set; pickle weights (``.bin``/``.pt``) load only with
-``allow_pickle=True``. Every problem a user can fix becomes one `SeamError` line.
+A checkpoint is a local folder in the HF ``save_pretrained`` layout, a folder holding exactly one
+``.gguf`` file (converted once to an HF folder in the cache), or a hub id (``org/name``) found in
+the local Hugging Face cache (`seam.models.refs`; never downloaded). A PEFT adapter (a folder or a
+hub id) may be laid on top; an adapter folder passed as the model loads on the base it names.
+``device_map="auto"`` spreads a model that does not fit one device over the GPUs (and the CPU)
+with accelerate. ``trust_remote_code`` is never set; pickle weights (``.bin``/``.pt``) load only
+with ``allow_pickle=True``. Every problem a user can fix becomes one `SeamError` line.
+
+Fingerprints hash every byte of the config, tokenizer and weight files (XXH3, each file's hash
+cached by path, size and times in `seam.cache.file_hash`, so a second call reads nothing).
 """
 
 from __future__ import annotations
@@ -16,14 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..cache import cache_dir
+from ..cache import cache_dir, file_hash
 from ..errors import SeamError
 from ..io import atomic_output
+from .refs import resolve_model_ref, split_model_ref
 
 SAFE_WEIGHTS = (".safetensors",)
 PICKLE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's strategies
+# Version of the fingerprint: part of every fingerprint, so a change of what is hashed changes every
+# key derived from one (embedding caches, converted GGUF folders, the store's de-duplication).
+FINGERPRINT_VERSION = "fp2-xxh3-whole"
+# small files that change what a checkpoint computes or how text is tokenized
+META_FILES = ("config.json", "adapter_config.json", "tokenizer.json", "tokenizer_config.json",
+              "special_tokens_map.json", "chat_template.jinja")
 
 
 @dataclass
@@ -40,25 +55,47 @@ class LoadedModel:
 
     @property
     def device(self):
-        return next(self.model.parameters()).device
+        """Where inputs go: the device of the first parameter, or for a model spread by a device map,
+        the device its input embeddings run on."""
+        return input_device(self.model)
 
     @property
     def dtype(self):
         return next(self.model.parameters()).dtype
 
+    @property
+    def reward_label(self) -> int:
+        """Which output logit is the reward (RMs; 0 for a one-label classifier)."""
+        return int(self.info.get("reward_label", 0))
+
+
+def input_device(model):
+    """The device a model's inputs belong on (see `LoadedModel.device`)."""
+    import torch
+
+    if getattr(model, "hf_device_map", None):
+        emb = model.get_input_embeddings()
+        hook = getattr(emb, "_hf_hook", None)
+        dev = getattr(hook, "execution_device", None)
+        if dev is not None:
+            return torch.device(f"cuda:{dev}" if isinstance(dev, int) else dev)
+        if emb.weight.device.type != "meta":
+            return emb.weight.device
+    return next(model.parameters()).device
+
 
 # ----------------------------------------------------------------------------- devices and dtypes
 
 
-def resolve_device(device: str = "auto") -> str:
+def resolve_device(device: str = "auto", flag: str = "--device") -> str:
     import torch
 
     if device not in DEVICES and not device.startswith("cuda:"):
-        raise SeamError(f"--device {device!r} is not one of {', '.join(DEVICES)}; pick one of them")
+        raise SeamError(f"{flag} {device!r} is not one of {', '.join(DEVICES)}, cuda:N; pick one of them")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SeamError(f"--device {device} was asked for but no CUDA GPU is visible; use --device cpu")
+        raise SeamError(f"{flag} {device} was asked for but no CUDA GPU is visible; use {flag} cpu")
     return device
 
 
@@ -82,34 +119,27 @@ def _weight_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in SAFE_WEIGHTS + PICKLE_WEIGHTS)
 
 
-def _hash_file_sample(path: Path, h, sample: int = 4 << 20) -> None:
-    """Hash name, size and the first and last `sample` bytes: fast on GB files, changes when weights do."""
-    size = path.stat().st_size
-    h.update(f"{path.name}:{size}:".encode())
-    with open(path, "rb") as fh:
-        h.update(fh.read(sample))
-        if size > 2 * sample:
-            fh.seek(size - sample)
-            h.update(fh.read(sample))
-
-
 def fingerprint(folder: str | Path, adapter: str | Path | None = None) -> str:
-    """A short content hash of a checkpoint (config + weight files [+ adapter]) for caching."""
-    h = hashlib.sha256()
-    for base in [Path(folder)] + ([Path(adapter)] if adapter else []):
-        for name in ("config.json", "adapter_config.json", "tokenizer.json", "tokenizer_config.json"):
-            p = base / name
-            if p.is_file():
-                h.update(name.encode())
-                h.update(p.read_bytes())
-        for p in _weight_files(base) + sorted(base.glob("*.gguf")):
-            _hash_file_sample(p, h)
+    """A short content hash of a checkpoint: every byte of its config, tokenizer and weight files
+    (+ the adapter's), with the fingerprint version. 16 hex characters.
+
+    Each file's own hash is cached by (resolved path, size, mtime, ctime, inode), so fingerprinting
+    an unchanged checkpoint again reads no weights. A hub id is fingerprinted as its cached snapshot
+    (the same bytes as a folder holding those files give the same fingerprint)."""
+    h = hashlib.sha256(FINGERPRINT_VERSION.encode())
+    for role, base in [("model", resolve_model_ref(folder, "fingerprint"))] + (
+            [("adapter", resolve_model_ref(adapter, "fingerprint"))] if adapter else []):
+        files = [base / n for n in META_FILES if (base / n).is_file()]
+        files += _weight_files(base) + sorted(base.glob("*.gguf"))
+        for p in files:
+            h.update(f"{role}/{p.name}\0{p.stat().st_size}\0{file_hash(p)}\n".encode())
     return h.hexdigest()[:16]
 
 
 def check_model_folder(path: str | Path, flag: str, allow_pickle: bool = False) -> Path:
-    """Validate a checkpoint folder; return it (a GGUF folder is returned as is)."""
-    folder = Path(path)
+    """Validate a checkpoint folder (or a hub id from the local HF cache); return the folder (a GGUF
+    folder is returned as is)."""
+    folder = resolve_model_ref(path, flag)
     if not folder.exists():
         raise SeamError(f"{flag} {folder}: folder does not exist; pass a local model folder (HF save_pretrained layout or one .gguf file)")
     if not folder.is_dir():
@@ -250,7 +280,7 @@ def apply_adapter(model, adapter: str | Path | None, flag: str, allow_pickle: bo
     (loading an adapter freezes its base)."""
     if adapter is None:
         return model
-    apath = Path(adapter)
+    apath = resolve_model_ref(adapter, flag)
     if not (apath / "adapter_config.json").is_file():
         raise SeamError(f"{flag} {apath}: not a PEFT adapter folder (no adapter_config.json)")
     if not (apath / "adapter_model.safetensors").is_file() and not allow_pickle:
@@ -271,34 +301,69 @@ def apply_adapter(model, adapter: str | Path | None, flag: str, allow_pickle: bo
     return merged
 
 
-def _load(role: str, auto_cls, path, adapter, device, dtype, allow_pickle, flag, prepare_config, not_loadable: str
-          ) -> LoadedModel:
+def resolve_device_map(device_map: str | None) -> str | None:
+    if device_map in (None, "", "none"):
+        return None
+    if device_map not in DEVICE_MAPS:
+        raise SeamError(f"--device-map {device_map!r} is not one of {', '.join(DEVICE_MAPS)}; "
+                        "use auto to spread a model that does not fit one device over the GPUs (and the CPU)")
+    return device_map
+
+
+def _load(role: str, auto_cls, path, adapter, device, dtype, allow_pickle, flag, prepare_config, not_loadable: str,
+          device_map: str | None = None) -> LoadedModel:
     """The loading steps PM and RM share; `prepare_config(config, tok, folder)` checks and adapts the
-    config and may return facts for ``LoadedModel.info``."""
+    config and may return facts for ``LoadedModel.info``.
+
+    With `device_map` (accelerate's ``auto`` & co.), transformers places the layers over the visible
+    GPUs, then the CPU; `device` is then ignored and ``dtype="auto"`` follows whether a GPU exists."""
+    import torch
     from transformers import AutoConfig
 
-    folder = resolve_checkpoint(path, flag, allow_pickle)
-    dev = resolve_device(device)
+    device_map = resolve_device_map(device_map)
+    base, adapter_folder = split_model_ref(path, adapter, flag)
+    folder = resolve_checkpoint(base, flag, allow_pickle)
+    if device_map:
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    else:
+        dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     tok = load_tokenizer(folder, flag)
     config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
     extra = prepare_config(config, tok, folder) or {}
+    placement = {"device_map": device_map} if device_map else {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = auto_cls.from_pretrained(str(folder), config=config, dtype=torch_dtype, trust_remote_code=False,
-                                             use_safetensors=None if allow_pickle else True)
+                                             use_safetensors=None if allow_pickle else True, **placement)
     except ValueError as exc:
+        if device_map and "offload" in str(exc):
+            raise SeamError(f"{flag} {folder}: does not fit the GPUs and the CPU memory together with --device-map "
+                            f"{device_map} ({exc}); use a smaller dtype or a machine with more memory") from exc
         raise SeamError(f"{flag} {folder}: {not_loadable.format(exc=exc)}") from exc
-    model = apply_adapter(model, adapter, f"{flag}-adapter", allow_pickle)
+    model = apply_adapter(model, adapter_folder, f"{flag}-adapter", allow_pickle)
     if getattr(model, "generation_config", None) is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tok.pad_token_id
-    model.to(dev).eval()
+    if not device_map:
+        model.to(dev)
+    model.eval()
     info = {"device": dev, "dtype": str(torch_dtype).replace("torch.", ""), **extra}
-    return LoadedModel(model, tok, role, Path(path), fingerprint(folder, adapter), Path(adapter) if adapter else None, info)
+    hf_map = getattr(model, "hf_device_map", None)
+    if device_map and hf_map:
+        info["device_map"] = {k: str(v) for k, v in hf_map.items()}
+        info["device"] = "+".join(dict.fromkeys(_device_name(v) for v in hf_map.values()))
+    if str(folder) != str(path):
+        info["resolved"] = str(folder)
+    return LoadedModel(model, tok, role, Path(path), fingerprint(folder, adapter_folder), adapter_folder, info)
 
 
-def load_pm(path, adapter=None, device="auto", dtype="auto", allow_pickle=False, flag="--pm") -> LoadedModel:
+def _device_name(v) -> str:
+    return f"cuda:{v}" if isinstance(v, int) else str(v)
+
+
+def load_pm(path, adapter=None, device="auto", dtype="auto", allow_pickle=False, flag="--pm",
+            device_map: str | None = None) -> LoadedModel:
     """Policy model as a causal LM."""
     from transformers import AutoModelForCausalLM
 
@@ -307,29 +372,51 @@ def load_pm(path, adapter=None, device="auto", dtype="auto", allow_pickle=False,
             config.pad_token_id = tok.pad_token_id
 
     return _load("pm", AutoModelForCausalLM, path, adapter, device, dtype, allow_pickle, flag, prepare,
-                 "not a causal language model ({exc}); pass a decoder checkpoint")
+                 "not a causal language model ({exc}); pass a decoder checkpoint", device_map)
+
+
+def reward_label_index(config, label: int | str | None, flag: str, folder) -> int:
+    """The index of the logit that is the reward: `label` (an index, or a name from id2label), or the
+    only one. A classifier with several labels and no `label` is an error naming --rm-label."""
+    n = int(config.num_labels)
+    names = {str(v): int(k) for k, v in (getattr(config, "id2label", None) or {}).items()}
+    if label is None or label == "":
+        if n != 1:
+            listed = ", ".join(f"{i}={config.id2label.get(i, i)}" for i in range(min(n, 8))) + (", ..." if n > 8 else "")
+            raise SeamError(f"{flag} {folder}: the classifier has {n} labels ({listed}); a reward model needs exactly 1 "
+                            "(a scalar score), or pass --rm-label N to say which logit is the reward")
+        return 0
+    if isinstance(label, str) and not label.lstrip("-").isdigit():
+        if label not in names:
+            raise SeamError(f"--rm-label {label!r}: {folder} has no label of that name (its labels: "
+                            f"{', '.join(sorted(names, key=names.get))}); pass an index 0..{n - 1} or one of the names")
+        return names[label]
+    index = int(label)
+    if not 0 <= index < n:
+        raise SeamError(f"--rm-label {index}: {folder} has {n} label{'s' if n != 1 else ''}; pick 0..{n - 1}")
+    return index
 
 
 def load_rm(path, adapter=None, device="auto", dtype="auto", allow_pickle=False, flag="--rm",
-            warn_fresh_head: bool = True) -> LoadedModel:
-    """Reward model as a sequence classifier with exactly one label (its logit is the reward).
+            warn_fresh_head: bool = True, label: int | str | None = None, device_map: str | None = None) -> LoadedModel:
+    """Reward model as a sequence classifier; the reward is its one logit, or logit `label` (an index
+    or an id2label name) of a multi-label classifier (``info["reward_label"]``).
 
     A causal-LM checkpoint gets a fresh, random score head (``info["fresh_head"]``): a warning for
     scoring, the normal start for RM training (``warn_fresh_head=False``)."""
     from transformers import AutoModelForSequenceClassification
 
-    def prepare(config, tok, folder) -> None:
+    def prepare(config, tok, folder) -> dict:
         is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
-        if is_classifier and config.num_labels != 1:
-            raise SeamError(f"{flag} {folder}: the classifier has {config.num_labels} labels; "
-                            "a reward model needs exactly 1 (a scalar score)")
+        if not is_classifier:
+            config.num_labels = 1
+        index = reward_label_index(config, label, flag, folder)
         if not is_classifier and warn_fresh_head:
             # A causal LM backbone as RM: a fresh, random score head (useful for timing, not for judging).
             warnings.warn(f"{folder} is not a sequence classifier; its reward head is randomly initialised", stacklevel=3)
-        config.num_labels = 1
         if config.pad_token_id is None:
             config.pad_token_id = tok.pad_token_id
-        return {"fresh_head": not is_classifier}
+        return {"fresh_head": not is_classifier, "reward_label": index, "num_labels": int(config.num_labels)}
 
     return _load("rm", AutoModelForSequenceClassification, path, adapter, device, dtype, allow_pickle, flag, prepare,
-                 "cannot load as a sequence classifier ({exc}); pass a reward-model checkpoint")
+                 "cannot load as a sequence classifier ({exc}); pass a reward-model checkpoint", device_map)

@@ -29,18 +29,20 @@ def pm_logprob_plain(model, tokenizer, template: Template, prompt: str, response
     return total, len(scored)
 
 
-def rm_reward_plain(model, tokenizer, template: Template, prompt: str, response: str) -> float:
+def rm_reward_plain(model, tokenizer, template: Template, prompt: str, response: str, label: int = 0) -> float:
+    """The RM's logit `label` (the reward) for one rendered text."""
     import torch
 
     r = template.render(prompt, response)
     ids = tokenizer(r.text, add_special_tokens=True)["input_ids"]
     device = next(model.parameters()).device
     with torch.inference_mode():
-        return float(model(input_ids=torch.tensor([ids], device=device)).logits[0, 0].float())
+        return float(model(input_ids=torch.tensor([ids], device=device)).logits[0, label].float())
 
 
 def score_plain(pm, rm, template_pm: Template, template_rm: Template, prompts, responses):
     """Per-sample loop over both models. Returns (rewards, logprob_sums, tokens)."""
-    rewards = np.array([rm_reward_plain(rm.model, rm.tokenizer, template_rm, p, r) for p, r in zip(prompts, responses)])
+    label = int(rm.info.get("reward_label", 0))
+    rewards = np.array([rm_reward_plain(rm.model, rm.tokenizer, template_rm, p, r, label) for p, r in zip(prompts, responses)])
     lp = [pm_logprob_plain(pm.model, pm.tokenizer, template_pm, p, r) for p, r in zip(prompts, responses)]
     return rewards, np.array([x[0] for x in lp]), np.array([x[1] for x in lp], dtype=np.int64)

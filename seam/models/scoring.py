@@ -5,7 +5,8 @@ Token accounting follows DESIGN.md section 2 exactly:
 * PM: the rendered text is tokenized once with the tokenizer's default special tokens, then the EOS
   id is appended. Scored tokens are those whose character span overlaps the response's span, plus
   the appended EOS. ``logprob_sum`` = sum of log p(token | all earlier tokens); ``tokens`` = count.
-* RM: the rendered text with default special tokens (no extra EOS); reward = the single logit.
+* RM: the rendered text with default special tokens (no extra EOS); reward = the single logit (or,
+  for a multi-label classifier, the logit ``--rm-label`` picked: ``LoadedModel.reward_label``).
 * Truncation is in each model's own tokens, applied to the response from the right (the prompt
   keeps its first ``max_prompt_tokens`` tokens when that is set); every truncated row is counted.
 
@@ -296,7 +297,8 @@ class _HFDecoder:
         import torch
 
         out = self.decoder(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-        h_last = out.last_hidden_state[torch.arange(ids.shape[0], device=ids.device), last]
+        hs = out.last_hidden_state  # on the last layer's device when a device map spreads the model
+        h_last = hs[torch.arange(ids.shape[0], device=hs.device), last.to(hs.device)].to(ids.device)
         # sliding-window layers keep only the window's keys (their own cache layer type): keep the cache as is
         return h_last, (out.past_key_values if self.gapless else out.past_key_values.to_legacy_cache())
 
@@ -310,11 +312,12 @@ class _HFDecoder:
             cache.layers = [copy.copy(layer) for layer in past.layers]
             cache.reorder_cache(gsel)  # new tensors on the copies; the window's cache stays intact
         else:
-            cache = DynamicCache.from_legacy_cache(
-                tuple((k.index_select(0, gsel)[:, :, :pw], v.index_select(0, gsel)[:, :, :pw]) for k, v in past))
+            cache = DynamicCache.from_legacy_cache(tuple(
+                (k.index_select(0, gsel.to(k.device))[:, :, :pw], v.index_select(0, gsel.to(v.device))[:, :, :pw])
+                for k, v in past))  # each layer's keys stay on that layer's device
         hs = self.decoder(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
                           use_cache=False).last_hidden_state  # [N, S, d]
-        return hs[rows, cols]
+        return hs[rows.to(hs.device), cols.to(hs.device)].to(ids.device)
 
 
 def _decoder_backend(model):
@@ -344,7 +347,7 @@ def _base_decoder(model):
 
 
 class RewardScorer:
-    """R(I∘r): the RM's single logit for each rendered (prompt, response).
+    """R(I∘r): the RM's single logit (or its logit ``loaded.reward_label``) for each rendered (prompt, response).
 
     The reward is the score head applied to the hidden state of the last non-pad token, which is
     what the HF sequence classifiers do; prompts shared by several responses are encoded once.
@@ -359,6 +362,7 @@ class RewardScorer:
         self.truncated = 0
         model = loaded.model
         self._head = getattr(model, "score", None)
+        self._label = int(getattr(loaded, "info", {}).get("reward_label", 0))  # which logit is the reward
         self._pad_id = loaded.tokenizer.pad_token_id
         cfg_pad = getattr(model.config, "pad_token_id", None)
         self._model_pad = cfg_pad if cfg_pad is not None else self._pad_id
@@ -385,7 +389,7 @@ class RewardScorer:
             if self._head is None:  # unknown classifier layout: plain batched forward
                 for batch in _token_batches([len(e.ids) for e in enc], self.batch_tokens):
                     ids, mask = _pad([enc[i].ids for i in batch], self._pad_id, device)
-                    rewards[batch] = model(input_ids=ids, attention_mask=mask).logits[:, 0].float().cpu().numpy()
+                    rewards[batch] = model(input_ids=ids, attention_mask=mask).logits[:, self._label].float().cpu().numpy()
                     if progress:
                         progress(len(batch))
             else:
@@ -393,7 +397,7 @@ class RewardScorer:
                 runner = _PrefixRunner(_decoder_backend(model), self._pad_id, device, self.batch_tokens)
 
                 def consume(rows_t, flat, hidden, _ids, _cols):
-                    rewards[flat] = self._head(hidden)[:, 0].float().cpu().numpy()
+                    rewards[flat] = self._head(hidden)[:, self._label].float().cpu().numpy()
 
                 for window in runner.windows(runner.groups([k[0] for k in uniq], enc, need)):
                     runner.run(window, enc, need, consume, progress)
@@ -453,12 +457,13 @@ class PolicyScorer:
             targets = s_ids[rows_t, cols_t]
             lp = torch.empty(len(targets), dtype=torch.float32, device=hidden.device)
             for a in range(0, len(targets), self.logit_rows):
-                logits = self._head(hidden[a:a + self.logit_rows]).float()
+                logits = self._head(hidden[a:a + self.logit_rows]).float()  # on the head's device (device maps)
                 if self._softcap:
                     logits = torch.tanh(logits / self._softcap) * self._softcap
-                lp[a:a + self.logit_rows] = (logits.gather(1, targets[a:a + self.logit_rows, None])[:, 0]
-                                             - torch.logsumexp(logits, dim=1))
-            per_row = torch.zeros(len(flat), dtype=torch.float64, device=hidden.device).index_add_(0, rows_t, lp.double())
+                lp[a:a + self.logit_rows] = (logits.gather(1, targets[a:a + self.logit_rows, None].to(logits.device))[:, 0]
+                                             - torch.logsumexp(logits, dim=1)).to(lp.device)
+            per_row = torch.zeros(len(flat), dtype=torch.float64, device=hidden.device).index_add_(
+                0, rows_t.to(hidden.device), lp.double())
             sums[flat] = per_row.cpu().numpy()
 
         with torch.inference_mode(), use_gqa_sdpa(self.lm.model):

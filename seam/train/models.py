@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import SeamError
 from ..models.loading import apply_adapter, load_pm, load_rm, resolve_checkpoint
 from ..models.loading import load_tokenizer as load_hf_tokenizer
+from ..models.refs import resolve_model_ref
 
 
 def adapter_base(folder: Path) -> str | None:
@@ -39,10 +40,11 @@ def split_model_arg(path: str, flag: str) -> tuple[str, Path | None]:
         if not base:
             raise SeamError(f"{flag} {folder}: a LoRA adapter folder that does not name its base model; "
                             "merge it with `seam train merge --adapter DIR --base BASE --out DIR` and pass the merged folder")
-        if not Path(base).is_dir():
+        resolved = resolve_model_ref(base, f"{flag} {folder}: its base model")  # a hub id: from the local HF cache
+        if not resolved.is_dir():
             raise SeamError(f"{flag} {folder}: its base model {base} is not a local folder any more; "
                             "merge the adapter with `seam train merge --base BASE` and pass the merged folder")
-        return base, folder
+        return str(resolved), folder
     return path, None
 
 
