@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,20 +253,57 @@ def to_jsonl(j: pd.DataFrame) -> str:
     return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in _records(j))
 
 
+ARGILLA_LABELS = ("response_a", "response_b", "tie", "both_bad")
+ARGILLA_METADATA = {"instruction": "terms", "annotator": "terms", "source": "terms", "response_a_ref": "terms",
+                    "response_b_ref": "terms", "duration_s": "float"}
+ANNOTATOR_NAMESPACE = uuid.UUID("5e2a3f3c-0b7e-5c55-9a35-5ea3a4d1a7e1")  # uuid5 namespace of annotator ids
+
+
+def annotator_uuid(name: str) -> str:
+    """A stable UUID for an annotator name (Argilla responses need a user UUID; the name stays in
+    the record's `annotator` metadata so the ids can be mapped to real Argilla users before upload)."""
+    return str(uuid.uuid5(ANNOTATOR_NAMESPACE, str(name)))
+
+
+def argilla_settings() -> dict[str, Any]:
+    """Argilla 2.x dataset settings in the layout of `rg.Settings.serialize()` / `rg.Settings.from_json`:
+    text fields prompt / response_a / response_b, a `preference` label question, typed metadata."""
+    fields = [{"name": n, "title": n, "required": True, "description": None,
+               "settings": {"type": "text", "use_markdown": False}, "type": "text"}
+              for n in ("prompt", "response_a", "response_b")]
+    question = {"name": "preference", "title": "Which response answers the prompt better?",
+                "description": "tie: about equally good; both_bad: neither is acceptable", "required": True,
+                "settings": {"type": "label_selection", "options": [{"value": v, "text": v} for v in ARGILLA_LABELS],
+                             "visible_options": len(ARGILLA_LABELS)},
+                "type": "label_selection"}
+    metadata = [{"name": n, "title": n, "visible_for_annotators": False,
+                 "settings": {"type": t, "visible_for_annotators": False,
+                              **({"values": None} if t == "terms" else {"min": None, "max": None})}}
+                for n, t in ARGILLA_METADATA.items()]
+    return {"guidelines": GUIDELINES, "questions": [question], "fields": fields, "vectors": [], "metadata": metadata,
+            "allow_extra_metadata": False, "distribution": {"strategy": "overlap", "min_submitted": 1}, "mapping": None}
+
+
 def to_argilla(j: pd.DataFrame) -> str:
-    """Argilla 2.x records: fields prompt/response_a/response_b, a `preference` label question, metadata."""
+    """Argilla 2.x export: ``{"settings": ..., "records": [...]}``. `settings` loads with
+    `rg.Settings.from_json` (saved to its own file) and each record with `rg.Record.from_dict`
+    (fields, metadata, and the annotator's response with a UUID `user_id`, see `annotator_uuid`).
+    One record per judgement: each annotator saw the pair in their own left/right order."""
     value = {"a": "response_a", "b": "response_b", "tie": "tie", "both_bad": "both_bad"}
-    records = [{
-        "id": str(r["annotation_id"]),
-        "fields": {"prompt": r["prompt"], "response_a": r["response_a"], "response_b": r["response_b"]},
-        "responses": {"preference": [{"value": value[r["choice"]], "user_id": r["annotator"]}]},
-        "metadata": {"instruction": r["instruction"], "response_a_ref": r["response_a_ref"],
-                     "response_b_ref": r["response_b_ref"], "source": r["source"], "duration_s": r["duration_s"]},
-    } for r in _records(j)]
-    settings = {"fields": [{"name": n, "type": "text"} for n in ("prompt", "response_a", "response_b")],
-                "questions": [{"name": "preference", "type": "label_selection",
-                               "labels": ["response_a", "response_b", "tie", "both_bad"]}]}
-    return json.dumps({"settings": settings, "records": records}, ensure_ascii=False, indent=1, default=str)
+    records = []
+    for r in _records(j):
+        meta = {"instruction": r["instruction"], "annotator": r["annotator"], "source": r["source"],
+                "response_a_ref": r["response_a_ref"], "response_b_ref": r["response_b_ref"],
+                "duration_s": r["duration_s"]}
+        records.append({
+            "id": str(r["annotation_id"]),
+            "fields": {"prompt": r["prompt"], "response_a": r["response_a"], "response_b": r["response_b"]},
+            "metadata": {k: v for k, v in meta.items() if v is not None},
+            "responses": {"preference": [{"value": value[r["choice"]], "user_id": annotator_uuid(r["annotator"]),
+                                          "status": "submitted"}]},
+            "suggestions": {}, "vectors": {},
+        })
+    return json.dumps({"settings": argilla_settings(), "records": records}, ensure_ascii=False, indent=1, default=str)
 
 
 LABEL_STUDIO_CONFIG = """<View>
@@ -279,18 +317,38 @@ LABEL_STUDIO_CONFIG = """<View>
 </View>"""
 
 
-def to_label_studio(j: pd.DataFrame) -> str:
-    """Label Studio tasks (import JSON) with their annotations, for the LABEL_STUDIO_CONFIG labelling config."""
+def label_studio_user_ids(j: pd.DataFrame) -> dict[str, int]:
+    """Default Label Studio user ids: annotators numbered 1..n in name order."""
+    names = sorted({str(a) for a in j["annotator"]}) if len(j) else []
+    return {name: i for i, name in enumerate(names, 1)}
+
+
+def _iso(value: Any) -> str | None:
+    try:
+        return pd.Timestamp(value).isoformat()
+    except (TypeError, ValueError):
+        return None
+
+
+def to_label_studio(j: pd.DataFrame, user_ids: dict[str, int] | None = None) -> str:
+    """Label Studio tasks (import JSON) with their annotations, for the LABEL_STUDIO_CONFIG labelling
+    config. `completed_by` is a Label Studio user id: `user_ids` maps annotator names to the ids of
+    your Label Studio users (default `label_studio_user_ids`: 1..n by name); the name stays in the
+    task's `annotator` data field. Pairwise results follow the SDK's `<Pairwise>` regions
+    (from_name = to_name = the tag's name, value.selected left/right)."""
+    ids = user_ids if user_ids is not None else label_studio_user_ids(j)
     tasks = []
-    for r in _records(j):
+    for n, r in enumerate(_records(j)):
         if r["choice"] in ("a", "b"):
-            result = {"from_name": "preference", "to_name": "response_a,response_b", "type": "pairwise",
+            result = {"id": f"seam-{n}", "from_name": "preference", "to_name": "preference", "type": "pairwise",
                       "value": {"selected": "left" if r["choice"] == "a" else "right"}}
         else:
-            result = {"from_name": "other", "to_name": "response_a", "type": "choices", "value": {"choices": [r["choice"]]}}
+            result = {"id": f"seam-{n}", "from_name": "other", "to_name": "response_a", "type": "choices",
+                      "value": {"choices": [r["choice"]]}}
         tasks.append({"data": {"prompt": r["prompt"], "response_a": r["response_a"], "response_b": r["response_b"],
                                "instruction": r["instruction"], "response_a_ref": r["response_a_ref"],
-                               "response_b_ref": r["response_b_ref"]},
-                      "annotations": [{"result": [result], "completed_by": r["annotator"],
-                                       "lead_time": r["duration_s"], "created_at": r["created_at"]}]})
+                               "response_b_ref": r["response_b_ref"], "annotator": r["annotator"]},
+                      "annotations": [{"result": [result], "completed_by": int(ids[str(r["annotator"])]),
+                                       "lead_time": r["duration_s"], "created_at": _iso(r["created_at"]),
+                                       "ground_truth": False, "was_cancelled": False}]})
     return json.dumps(tasks, ensure_ascii=False, indent=1, default=str)

@@ -1,8 +1,9 @@
 """Files in and out of the store: content hashes for lineage, and the export layouts.
 
 Reading, validating and writing files is the data layer's job (`seam.data`: JSONL / CSV /
-Parquet by extension, atomic writes, one-line errors); this module only maps the store's
-export layout names onto its exporters.
+Parquet by extension, or an HF ``save_to_disk`` folder for a path ending in ``.hf``; atomic
+writes, one-line errors); this module only maps the store's export layout names onto its exporters.
+The TRL layouts write chat data (rows with meta["messages"]) in TRL's conversational format.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def _seam_layout(df: pd.DataFrame, path: str | Path) -> Path:
 
 # layout name -> writer(instructions frame, path) -> path written
 EXPORT_LAYOUTS: dict[str, Callable[[pd.DataFrame, str | Path], Path]] = {
-    "trl-preference": export_trl_preference,  # prompt, chosen, rejected
-    "trl-prompts": export_trl_prompts,  # prompt (RL prompt sets)
+    "trl-preference": export_trl_preference,  # prompt, chosen, rejected (messages for chat data)
+    "trl-prompts": export_trl_prompts,  # prompt (RL prompt sets; messages for chat data)
     "openrlhf-prompts": lambda df, path: export_openrlhf(df, path, kind="prompts"),  # --input_key prompt
     "openrlhf-preference": lambda df, path: export_openrlhf(df, path, kind="preference"),
     "seam": _seam_layout,  # DESIGN.md section 3 instructions: id, prompt, chosen, rejected, meta

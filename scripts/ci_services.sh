@@ -38,4 +38,12 @@ if [ "${SEAM_CI_RAY:-1}" != 0 ] && ! "$PY" -c "import ray" >/dev/null 2>&1; then
     || echo "warning: could not install ray; the Ray tests will be skipped"
 fi
 
+# The Label Studio SDK, so the export check in tests/test_exports_sdk.py runs (it pulls in opencv, hence not
+# in requirements.txt; the test skips without it).
+if ! "$PY" -c "import label_studio_sdk" >/dev/null 2>&1; then
+  "$PY" -m pip install --disable-pip-version-check -q "label-studio-sdk==1.0.20" \
+    || echo "warning: could not install label-studio-sdk; the Label Studio export test will be skipped"
+fi
+
 "$PY" -m pip check
+

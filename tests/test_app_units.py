@@ -203,7 +203,8 @@ def test_exports_round_trip(store):
         result = task["annotations"][0]["result"][0]
         if row["choice"] in ("a", "b"):
             assert result["value"]["selected"] == ("left" if row["choice"] == "a" else "right")
-        assert task["annotations"][0]["completed_by"] == row["annotator"]
+        assert task["data"]["annotator"] == row["annotator"]  # completed_by holds a Label Studio user id
+        assert task["annotations"][0]["completed_by"] == ann.label_studio_user_ids(j)[row["annotator"]]
 
 
 # --- job handlers ----------------------------------------------------------------------------------

@@ -15,19 +15,22 @@ def register(subparsers) -> None:
         description=(
             "Convert a public preference dataset into the instructions contract\n"
             "(id, prompt, chosen, rejected, meta) and write it atomically. Prints how many rows\n"
-            "were read, written and skipped (with reasons). Layouts: docs/data.md."
+            "were read, written and skipped (with reasons). Chat data (TRL conversational rows)\n"
+            "keeps its messages, system prompt included, in meta.messages. Layouts: docs/data.md."
         ),
         epilog=example_epilog(
             "seam import stackexchange beer.Posts.xml --out beer_pairs.jsonl --max-pairs-per-question 10",
             "seam import hh harmless-base-test.jsonl.gz --out hh.parquet --limit 1000",
             "seam import hf ./my_saved_dataset --split train --out rl_set.jsonl",
+            "seam import trl ultrafeedback.parquet --out rl_set.hf   # an HF save_to_disk folder",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("kind", choices=sorted(IMPORTERS), metavar="KIND",
                         help=f"source layout: {', '.join(sorted(IMPORTERS))}")
     parser.add_argument("source", metavar="SOURCE", help="file (or HF save_to_disk folder) to import")
-    parser.add_argument("--out", required=True, metavar="FILE", help="output .jsonl, .csv or .parquet")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="output .jsonl, .csv, .parquet, or .hf (an HF save_to_disk folder)")
     parser.add_argument("--limit", type=int, metavar="N", help="stop after writing N rows")
     se = parser.add_argument_group("stackexchange options")
     se.add_argument("--min-answers", type=int, default=2, metavar="N",

@@ -1,9 +1,11 @@
 """Data layer: read/write tables, load and validate the instructions and negatives contracts,
-import public preference datasets, and export to TRL / OpenRLHF / SEAM JSON.
+import public preference datasets, and export to TRL / OpenRLHF / SEAM JSON. Chat data keeps its
+messages (`seam.data.chat`).
 
 See docs/data.md for the file contracts, the importers and the exporters.
 """
 
+from .chat import ChatPrompt, has_messages, with_messages
 from .columns import (
     InstructionColumns,
     NegativeColumns,
@@ -18,6 +20,7 @@ from ..io import atomic_output  # the one atomic writer (seam.io), kept importab
 from .tables import check_output_path, read_table, write_rows, write_table
 
 __all__ = [
+    "ChatPrompt",
     "IMPORTERS",
     "ImportConfig",
     "ImportStats",
@@ -31,6 +34,7 @@ __all__ = [
     "export_seam_json",
     "export_trl_preference",
     "export_trl_prompts",
+    "has_messages",
     "iter_import",
     "iter_instruction_chunks",
     "load_instructions",
@@ -39,5 +43,6 @@ __all__ = [
     "read_table",
     "run_import",
     "write_rows",
+    "with_messages",
     "write_table",
 ]

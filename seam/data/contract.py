@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import SeamError
+from .chat import MESSAGES_KEY, ChatPrompt, as_messages, last_assistant, render_messages
 from .columns import INSTRUCTION_FLAGS, NEGATIVE_FLAGS, InstructionColumns, NegativeColumns
 from .tables import Table, _type_name, read_table_located
 
@@ -74,11 +75,52 @@ class _Rows:
             what = "missing" if _missing(value) else ("empty" if value == "" else "whitespace only")
             raise self.fail(i, f"{field} is {what}; every row needs a non-empty {field}: fill it in or drop the row")
         if not isinstance(value, str):
-            hint = " (chat message lists convert with `seam import trl`)" if _type_name(value) == "a list" else ""
+            hint = (" (chat messages must be {role, content} objects; other list layouts convert with `seam import trl`)"
+                    if _type_name(value) == "a list" else "")
             raise self.fail(
                 i, f"{field} must be a string, got {_type_name(value)} ({_preview(value)}); convert it to text{hint}"
             )
         return value
+
+    def prompt(self, i: int, value: Any) -> tuple[str, list[dict] | None]:
+        """A prompt: text, or a list of chat messages (their readable rendering + the messages)."""
+        messages = as_messages(value)
+        if messages is None:
+            return self.text(i, value, "prompt"), None
+        text = render_messages(messages)
+        if not text.strip():
+            raise self.fail(i, "prompt holds chat messages without any text; fill them in or drop the row")
+        return text, messages
+
+    def response(self, i: int, value: Any, field: str, optional: bool = False) -> str | None:
+        """A response: text, or TRL's conversational completion (messages ending in an assistant turn,
+        whose content is the response)."""
+        messages = as_messages(value)
+        if messages is None:
+            return self.text(i, value, field, optional)
+        reply = last_assistant(messages)
+        if reply is None:
+            raise self.fail(
+                i, f"{field} holds chat messages whose last turn is {messages[-1]['role']!r}, not 'assistant'; "
+                f"the {field} response must be the last assistant turn"
+            )
+        if len(messages) > 1:
+            raise self.fail(
+                i, f"{field} holds {len(messages)} messages; give the conversation in prompt and only the reply here "
+                "(implicit-prompt TRL rows convert with `seam import trl`)"
+            )
+        return self.text(i, reply, field, optional)
+
+    def messages(self, i: int, meta: dict) -> list[dict] | None:
+        if MESSAGES_KEY not in meta or meta[MESSAGES_KEY] is None:
+            return None
+        messages = as_messages(meta[MESSAGES_KEY])
+        if messages is None:
+            raise self.fail(
+                i, f"meta.{MESSAGES_KEY} must be a list of {{\"role\": ..., \"content\": ...}} chat messages, got "
+                f"{_type_name(meta[MESSAGES_KEY])} ({_preview(meta[MESSAGES_KEY])}); fix it or remove the key"
+            )
+        return messages
 
     def meta(self, i: int, value: Any, field: str = "meta") -> dict:
         if _missing(value) or (isinstance(value, str) and not value.strip()):
@@ -119,6 +161,11 @@ def load_instructions(path: str | os.PathLike, columns: InstructionColumns | Non
     """Load an instructions file (JSONL/CSV/Parquet/HF folder) as columns exactly
     ``id, prompt, chosen, rejected, meta`` (id/prompt/chosen str, rejected str or None, meta dict).
 
+    Chat rows (seam.data.chat): `prompt` may be a list of {role, content} messages and
+    `chosen`/`rejected` TRL's one-message assistant completions; the messages go to meta["messages"]
+    and `prompt` becomes their readable rendering, a `ChatPrompt` carrying the messages (as it does
+    for rows that already hold meta["messages"]). Plain-string rows load as before.
+
     Integer ids become strings. Errors name the file, the row (JSONL: line number) and the fix:
     missing column, empty or non-text prompt/chosen, non-text rejected, missing or duplicate id,
     meta that is not a JSON object (CSV may hold meta as a JSON string).
@@ -142,10 +189,18 @@ def load_instructions(path: str | os.PathLike, columns: InstructionColumns | Non
             )
         first_row[rid] = i
         out["id"].append(rid)
-        out["prompt"].append(check.text(i, prompt, "prompt"))
-        out["chosen"].append(check.text(i, chosen, "chosen"))
-        out["rejected"].append(check.text(i, rejected, "rejected", optional=True))
-        out["meta"].append(check.meta(i, meta))
+        text, messages = check.prompt(i, prompt)
+        meta = check.meta(i, meta)
+        if messages is not None:
+            meta = {**meta, MESSAGES_KEY: messages}
+        else:
+            messages = check.messages(i, meta)
+            if messages is not None:
+                meta = {**meta, MESSAGES_KEY: messages}
+        out["prompt"].append(ChatPrompt(text, messages) if messages else text)
+        out["chosen"].append(check.response(i, chosen, "chosen"))
+        out["rejected"].append(check.response(i, rejected, "rejected", optional=True))
+        out["meta"].append(meta)
     return pd.DataFrame({f: pd.Series(v, dtype=object) for f, v in out.items()})
 
 

@@ -1,14 +1,17 @@
 """Exporters: the instructions contract -> files other RLHF stacks read directly.
 
 * TRL: `export_trl_preference` (prompt, chosen, rejected: RewardTrainer / DPOTrainer) and
-  `export_trl_prompts` (prompt only: PPO / GRPO prompt sets).
+  `export_trl_prompts` (prompt only: PPO / GRPO prompt sets). Chat data (rows with
+  meta["messages"], see `seam.data.chat`) is written in TRL's conversational format: ``prompt`` the
+  list of messages (system prompt included), ``chosen`` / ``rejected`` one assistant message each;
+  ``conversational=False`` writes the readable strings instead.
 * OpenRLHF: `export_openrlhf` (prompts: key ``prompt``, train with ``--input_key prompt``;
   preference: ``prompt``/``chosen``/``rejected``, train with ``--prompt_key prompt
   --chosen_key chosen --rejected_key rejected``).
 * SEAM reference JSON: `export_seam_json` (a JSON array with ``question``, ``response_j`` (better),
   ``response_k`` (worse), the stack-exchange-paired names; `seam import seam-json` reads it back).
 
-All writes are atomic; the format follows the extension (.jsonl, .csv, .parquet; .json for
+All writes are atomic; the format follows the extension (.jsonl, .csv, .parquet, .hf; .json for
 `export_seam_json`).
 """
 
@@ -21,6 +24,7 @@ import pandas as pd
 
 from ..errors import SeamError
 from ..io import check_parent, json_safe, write_json
+from .chat import assistant_turn, conversation, has_messages
 from .tables import write_table
 
 OPENRLHF_KINDS = ("prompts", "preference")
@@ -46,17 +50,31 @@ def _need_rejected(df: pd.DataFrame, what: str) -> None:
         )
 
 
-def export_trl_preference(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``prompt, chosen, rejected`` (TRL's standard preference layout)."""
+def _trl_frame(df: pd.DataFrame, columns: tuple[str, ...], conversational: bool | None) -> pd.DataFrame:
+    """The TRL columns of `df`; conversational (auto: when any row holds chat messages) turns the
+    prompt into its messages (a plain prompt: one user turn) and each response into one assistant turn."""
+    if conversational is None:
+        conversational = has_messages(df)
+    if not conversational:
+        return df[list(columns)]
+    metas = df["meta"].tolist() if "meta" in df.columns else [None] * len(df)
+    out = {"prompt": [conversation(p, m) for p, m in zip(df["prompt"].tolist(), metas)]}
+    for col in columns[1:]:
+        out[col] = [assistant_turn(v) for v in df[col].tolist()]
+    return pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in out.items()})
+
+
+def export_trl_preference(df: pd.DataFrame, path: str | os.PathLike, conversational: bool | None = None) -> Path:
+    """Write ``prompt, chosen, rejected`` (TRL's preference layout; conversational for chat data)."""
     _need(df, ("prompt", "chosen", "rejected"), "TRL preference export")
     _need_rejected(df, "TRL preference export")
-    return write_table(df[["prompt", "chosen", "rejected"]], path)
+    return write_table(_trl_frame(df, ("prompt", "chosen", "rejected"), conversational), path)
 
 
-def export_trl_prompts(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``prompt`` only (TRL's prompt-only layout, for RL)."""
+def export_trl_prompts(df: pd.DataFrame, path: str | os.PathLike, conversational: bool | None = None) -> Path:
+    """Write ``prompt`` only (TRL's prompt-only layout, for RL; conversational for chat data)."""
     _need(df, ("prompt",), "TRL prompt export")
-    return write_table(df[["prompt"]], path)
+    return write_table(_trl_frame(df, ("prompt",), conversational), path)
 
 
 def export_openrlhf(df: pd.DataFrame, path: str | os.PathLike, kind: str = "prompts") -> Path:

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import SeamError
 from ..io import atomic_output
+from .chat import MESSAGES_KEY, as_messages, is_messages, last_assistant, render_messages
 from .stackexchange import iter_stackexchange_pairs
 from .tables import check_output_path, iter_records, table_format, write_rows
 
@@ -198,73 +199,51 @@ def shp_row(rec: dict, n: int, ctx: _Context) -> dict:
     return {"id": rid, "prompt": prompt, "chosen": chosen, "rejected": rejected, "meta": meta}
 
 
-def _content(message: Any) -> str:
-    if not isinstance(message, dict):
-        return ""
-    content = message.get("content")
-    if isinstance(content, list):  # multimodal parts: keep the text ones
-        parts = [p for p in content if isinstance(p, dict) and p.get("type", "text") == "text"]
-        content = "\n".join(str(p.get("text", "")) for p in parts)
-    return content.strip() if isinstance(content, str) else ""
-
-
-def render_messages(messages: list) -> str:
-    """Prompt text from chat messages: a lone user turn is its content; several turns become
-    'User: ...' / 'Assistant: ...' / 'System: ...' blocks separated by blank lines."""
-    turns = [(str(m.get("role", "user")), _content(m)) for m in messages if isinstance(m, dict)]
-    turns = [(role, text) for role, text in turns if text]
-    if len(turns) == 1 and turns[0][0] == "user":
-        return turns[0][1]
-    return "\n\n".join(f"{role.capitalize()}: {text}" for role, text in turns)
-
-
-def _last_assistant(messages: Any) -> str:
-    if not isinstance(messages, list) or not messages:
-        return ""
-    last = messages[-1]
-    return _content(last) if isinstance(last, dict) and last.get("role") == "assistant" else ""
-
-
-def _is_messages(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(m, dict) and "role" in m for m in value)
-
-
-def _trl_response(value: Any) -> str:
-    return _last_assistant(value) if _is_messages(value) else _text(value)
+def _messages_or_text(value: Any) -> tuple[list[dict] | None, str]:
+    """(messages, response text) of a TRL completion column: a message list ending in an assistant
+    turn gives its exact content; a string gives itself, stripped."""
+    msgs = as_messages(value)
+    if msgs is None:
+        return None, _text(value)
+    reply = last_assistant(msgs)
+    return msgs, (reply if reply is not None and reply.strip() else "")
 
 
 def trl_row(rec: dict, n: int, ctx: _Context) -> dict:
     """TRL layouts: preference (prompt/chosen/rejected, strings or messages; implicit-prompt
     conversational chosen/rejected), prompt-completion (SFT; unpaired `label` true only), and
-    `messages` (SFT conversation)."""
-    prompt_value, rejected = rec.get("prompt"), None
+    `messages` (SFT conversation). Conversational rows keep their conversation (system prompt and
+    earlier turns) in meta["messages"]; `prompt` is its readable rendering (seam.data.chat)."""
+    prompt_value, rejected, convo = rec.get("prompt"), None, None
     if "messages" in rec and "chosen" not in rec:
-        msgs = rec["messages"]
-        if not _is_messages(msgs):
+        msgs = as_messages(rec["messages"])
+        if msgs is None:
             raise _Layout("'messages' is not a list of {role, content} messages")
-        prompt, chosen = render_messages(msgs[:-1]), _last_assistant(msgs)
+        convo, (_, chosen) = msgs[:-1], _messages_or_text(msgs)
     elif "chosen" in rec:
-        chosen_value, rejected_value = rec.get("chosen"), rec.get("rejected")
-        if prompt_value is None:
-            if not _is_messages(chosen_value):
-                raise _Layout(
-                    "no 'prompt' column and 'chosen' is not a message list",
-                    "TRL's implicit-prompt form needs conversational chosen/rejected; "
-                    "HH transcripts import with `seam import hh`",
-                )
-            prompt_value = chosen_value[:-1]
-        prompt = render_messages(prompt_value) if _is_messages(prompt_value) else _text(prompt_value)
-        chosen = _trl_response(chosen_value)
-        rejected = _trl_response(rejected_value) or None
+        chosen_msgs, chosen = _messages_or_text(rec.get("chosen"))
+        rejected_value = rec.get("rejected")
+        if prompt_value is None and chosen_msgs is None:
+            raise _Layout(
+                "no 'prompt' column and 'chosen' is not a message list",
+                "TRL's implicit-prompt form needs conversational chosen/rejected; "
+                "HH transcripts import with `seam import hh`",
+            )
+        convo = as_messages(prompt_value)
+        if convo is None and chosen_msgs is not None and len(chosen_msgs) > 1:
+            convo = chosen_msgs[:-1]  # implicit prompt: the conversation before the reply
+        _, rejected = _messages_or_text(rejected_value)
+        rejected = rejected or None
         if rejected_value is not None and not rejected:
             raise _Skip("empty rejected")
     elif "completion" in rec:
         if "label" in rec and not rec["label"]:
             raise _Skip("unpaired rows labelled undesirable (label false)")
-        prompt = render_messages(prompt_value) if _is_messages(prompt_value) else _text(prompt_value)
-        chosen = _trl_response(rec["completion"])
+        convo = as_messages(prompt_value)
+        _, chosen = _messages_or_text(rec["completion"])
     else:
         raise _Layout("needs 'chosen' (preference), 'completion' (prompt-completion) or 'messages'")
+    prompt = render_messages(convo) if convo else _text(prompt_value)
     if not prompt:
         raise _Skip("empty prompt")
     if not chosen:
@@ -272,8 +251,11 @@ def trl_row(rec: dict, n: int, ctx: _Context) -> dict:
     if rejected is not None and rejected == chosen:
         raise _Skip("chosen and rejected are identical")
     meta = rec.get("meta") if isinstance(rec.get("meta"), dict) else {}
+    meta = {**meta, "source": meta.get("source", "trl")}
+    if convo:
+        meta[MESSAGES_KEY] = convo
     return {"id": _scalar_id(rec.get("id")) or f"{ctx.stem}-{n}", "prompt": prompt, "chosen": chosen,
-            "rejected": rejected, "meta": {**meta, "source": meta.get("source", "trl")}}
+            "rejected": rejected, "meta": meta}
 
 
 # SEAM reference / stack-exchange-paired JSON: first key present wins
@@ -340,7 +322,7 @@ def detect_layout(record: dict) -> str:
     if "messages" in keys or "completion" in keys or {"prompt", "chosen"} <= keys:
         return "trl"
     if {"chosen", "rejected"} <= keys:
-        return "trl" if _is_messages(record["chosen"]) else "hh"
+        return "trl" if is_messages(record["chosen"]) else "hh"
     raise SeamError(
         f"cannot tell the layout from the columns ({', '.join(sorted(keys)) or 'none'}); expected HH (chosen, rejected "
         "transcripts), SHP (history, human_ref_A, human_ref_B, labels), TRL (prompt, chosen[, rejected] | completion | "

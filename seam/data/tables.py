@@ -3,9 +3,10 @@
 Every failure a user can fix becomes a one-line `SeamError` naming the file, the line or row, and
 the fix. Writes are atomic: a temp file in the same folder, renamed over the target at the end.
 
-Dict-valued columns (``meta``) are JSON objects in JSONL, JSON strings in CSV, and a JSON string
-column in Parquet (listed in the file's schema metadata under ``seam.json_columns``); reading
-turns them back into dicts.
+Dict-valued columns (``meta``) are JSON objects in JSONL, JSON strings in CSV, and structs in
+Parquet and HF folders (`seam.data.parquet`; Parquet files with ``meta`` as JSON text, the older
+layout, still read back as dicts). An output path ending in ``.hf`` is written as an HF
+``save_to_disk`` folder (`seam.data.hf`).
 """
 
 from __future__ import annotations
@@ -26,27 +27,29 @@ import pandas as pd
 
 from ..errors import SeamError
 from ..io import atomic_output, check_not_input, check_parent, json_safe
+from .hf import iter_hf, read_hf, write_hf
+from .parquet import BATCH as _BATCH
+from .parquet import DICT_COLUMNS, iter_parquet, parse_json_cell, read_parquet, write_parquet
 
 # extension -> format; ".gz" may follow the text formats
 _EXTENSIONS = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
+    ".hf": "hf",
 }
 _GZ_OK = {"jsonl", "json", "csv"}
-WRITE_FORMATS = ("jsonl", "csv", "parquet")
-JSON_COLUMNS_KEY = b"seam.json_columns"
-DICT_COLUMNS = ("meta",)  # CSV columns whose JSON-object strings are read back as dicts
-_BATCH = 2000
+WRITE_FORMATS = ("jsonl", "csv", "parquet", "hf")
 
 
 @dataclass(frozen=True)
 class TableFormat:
-    kind: str  # jsonl | json | csv | parquet | hf
+    kind: str  # jsonl | json | csv | parquet | hf (an HF save_to_disk folder)
     gz: bool = False
     suffix: str = ""  # the extension as written, e.g. ".jsonl.gz"
 
 
 def table_format(path: str | os.PathLike) -> TableFormat:
-    """Format of `path` from its extension (a folder is an HF ``save_to_disk`` dataset)."""
+    """Format of `path` from its extension (a folder, or a name ending in .hf, is an HF
+    ``save_to_disk`` dataset)."""
     path = Path(path)
     if path.is_dir():
         return TableFormat("hf")
@@ -58,7 +61,7 @@ def table_format(path: str | os.PathLike) -> TableFormat:
         got = "".join(path.suffixes[-2:] if gz else path.suffixes[-1:]) or "no extension"
         raise SeamError(
             f"{path}: unknown file type ({got}); use .jsonl, .json, .csv or .parquet "
-            "(.jsonl/.json/.csv may be gzipped as .gz), or an HF save_to_disk folder"
+            "(.jsonl/.json/.csv may be gzipped as .gz), or an HF save_to_disk folder (.hf)"
         )
     return TableFormat(kind, gz, (ext + ".gz") if gz else ext)
 
@@ -178,70 +181,6 @@ def _read_csv(path: Path, gz: bool, text_columns: set[str] | None, chunksize: in
         ) from None
 
 
-def _parse_json_cell(value: Any) -> Any:
-    if isinstance(value, str) and value.lstrip().startswith("{"):
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            return value  # left as text: validation reports it with its row
-        return parsed if isinstance(parsed, dict) else value
-    return value
-
-
-def _parquet_file(path: Path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise SeamError(
-            f"{path}: not a readable Parquet file ({' '.join(str(exc).split())}); re-export it, "
-            "or check it was copied completely"
-        ) from None
-
-
-def _parquet_json_columns(pfile) -> list[str]:
-    meta = pfile.schema_arrow.metadata or {}
-    try:
-        return list(json.loads(meta.get(JSON_COLUMNS_KEY, b"[]")))
-    except (ValueError, TypeError):
-        return []
-
-
-def _load_hf(path: Path, split: str | None = None):
-    """Open an HF ``save_to_disk`` folder as one `datasets.Dataset`."""
-    if (path / "dataset_dict.json").is_file():
-        try:
-            splits = json.loads((path / "dataset_dict.json").read_text())["splits"]
-        except (ValueError, KeyError) as exc:
-            raise SeamError(f"{path}/dataset_dict.json is unreadable ({exc}); re-save the dataset") from None
-        if split is None and len(splits) == 1:
-            split = splits[0]
-        if split not in splits:
-            chosen = "no split was chosen" if split is None else f"split {split!r} is not there"
-            raise SeamError(
-                f"{path}: this DatasetDict has splits {', '.join(splits)} and {chosen}; "
-                f"pass --split NAME or point at the split folder, e.g. {path / splits[0]}"
-            )
-        path = path / split
-    if not (path / "state.json").is_file():
-        raise SeamError(
-            f"{path}: a folder, but not an HF save_to_disk dataset (no state.json or dataset_dict.json); "
-            "pass a .jsonl/.json/.csv/.parquet file or a folder written by Dataset.save_to_disk"
-        )
-    import datasets
-
-    try:
-        ds = datasets.load_from_disk(str(path))
-    except Exception as exc:  # noqa: BLE001 - any load failure is a bad folder to the user
-        detail = " ".join(str(exc).split())[:200]
-        raise SeamError(f"{path}: cannot load the saved dataset ({detail}); re-save it with save_to_disk") from None
-    if isinstance(ds, datasets.DatasetDict):  # pragma: no cover - handled above
-        raise SeamError(f"{path}: holds several splits; point at one split folder")
-    return ds
-
-
 def iter_records(path: str | os.PathLike, split: str | None = None) -> Iterator[tuple[str, int, dict]]:
     """Stream the rows of any supported table as ``(unit, number, record)``.
 
@@ -271,29 +210,16 @@ def iter_records(path: str | os.PathLike, split: str | None = None) -> Iterator[
                 n += 1
                 yield "row", n, {k: _csv_value(k, v) for k, v in record.items()}
     elif fmt.kind == "parquet":
-        import pyarrow as pa
-
-        pfile = _parquet_file(path)
-        json_cols = set(_parquet_json_columns(pfile))
-        n = 0
-        try:
-            for batch in pfile.iter_batches(batch_size=_BATCH):
-                for record in batch.to_pylist():
-                    n += 1
-                    yield "row", n, {k: (_parse_json_cell(v) if k in json_cols else v) for k, v in record.items()}
-        except (pa.ArrowException, OSError) as exc:
-            raise SeamError(f"{path}: Parquet data is corrupt near row {n + 1} ({exc}); re-export the file") from None
+        yield from iter_parquet(path)
     else:
-        ds = _load_hf(path, split)
-        for n, record in enumerate(ds, 1):
-            yield "row", n, record
+        yield from iter_hf(path, split)
 
 
 def _csv_value(column: str, value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     if column in DICT_COLUMNS:
-        return _parse_json_cell(value)
+        return parse_json_cell(value)
     return value
 
 
@@ -338,23 +264,11 @@ def read_table_located(path: str | os.PathLike, text_columns: Iterable[str] = ()
                 df[col] = pd.Series([_csv_value(col, v) for v in df[col].tolist()], dtype=object, index=df.index)
         return Table(df, path, "row")
     if fmt.kind == "parquet":
-        import pyarrow as pa
-
-        pfile = _parquet_file(path)
-        try:
-            df = pfile.read().to_pandas()
-        except (pa.ArrowException, OSError) as exc:
-            raise SeamError(f"{path}: Parquet data is corrupt ({exc}); re-export the file") from None
-        for col in _parquet_json_columns(pfile):
-            if col in df.columns:
-                df[col] = pd.Series([_parse_json_cell(v) for v in df[col].tolist()], dtype=object, index=df.index)
+        df = read_parquet(path)
         if df.empty:
             raise SeamError(f"{path}: Parquet file has no rows; regenerate it")
         return Table(df, path, "row")
-    ds = _load_hf(path)
-    if len(ds) == 0:
-        raise SeamError(f"{path}: the saved dataset has no rows")
-    return Table(ds.to_pandas(), path, "row")
+    return Table(read_hf(path), path, "row")
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -372,15 +286,20 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
 
 def check_output_path(path: str | os.PathLike, inputs: Iterable[Any] = (), flag: str = "--out") -> Path:
     """Validate an output path before long work starts: a known table extension (.jsonl, .csv,
-    .parquet; .jsonl.gz and .csv.gz too), a parent folder that exists and is writable, and not one
-    of the command's `inputs` (paths or (flag, path) pairs; see `seam.io.check_not_input`)."""
+    .parquet; .jsonl.gz and .csv.gz too; .hf for an HF ``save_to_disk`` folder, which must not exist
+    yet), a parent folder that exists and is writable, and not one of the command's `inputs` (paths
+    or (flag, path) pairs; see `seam.io.check_not_input`)."""
     path = Path(path)
     check_not_input(path, inputs, flag)
+    if path.suffix.lower() == ".hf" and path.exists():
+        raise SeamError(f"{path}: already exists; HF dataset folders are never replaced: remove it or choose a new name")
     if path.is_dir():
-        raise SeamError(f"{path}: is a folder; give a file name such as {path / 'out.jsonl'}")
+        raise SeamError(f"{path}: is a folder; give a file name such as {path / 'out.jsonl'} "
+                        f"(or a new folder name ending in .hf for an HF save_to_disk dataset)")
     fmt = table_format(path)
     if fmt.kind not in WRITE_FORMATS:
-        raise SeamError(f"{path}: cannot write {fmt.suffix} files; use .jsonl, .csv or .parquet for outputs")
+        raise SeamError(f"{path}: cannot write {fmt.suffix} files; use .jsonl, .csv or .parquet for outputs "
+                        "(or .hf for an HF save_to_disk folder)")
     check_parent(path)
     return path
 
@@ -434,75 +353,6 @@ def _write_csv(rows: Iterable[dict], fh, columns: list[str] | None) -> int:
     return n
 
 
-def _to_text(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
-def _write_parquet(rows: Iterable[dict], path: Path, columns: list[str] | None = None) -> int:
-    """Stream rows into a Parquet file in batches. The schema comes from the first batch: dict
-    columns become JSON text (listed in the schema metadata), all-null columns and columns that
-    mix text with other values become text."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    state: dict[str, Any] = {"writer": None, "schema": None, "keys": columns, "json": set(), "text": set()}
-
-    def flush(batch: list[dict]) -> None:
-        if state["schema"] is None:
-            keys = state["keys"] or list(dict.fromkeys(k for r in batch for k in r))
-            state["keys"] = keys
-            state["json"] = {
-                k for k in keys
-                if any(isinstance(r.get(k), dict) for r in batch)
-                or (k in DICT_COLUMNS and all(r.get(k) is None or isinstance(r.get(k), dict) for r in batch))
-            }
-            state["text"] = {
-                k for k in keys
-                if any(isinstance(r.get(k), str) for r in batch)
-                and any(r.get(k) is not None and not isinstance(r.get(k), str) for r in batch)
-            }
-        keys = state["keys"]
-        extra = {k for r in batch for k in r} - set(keys)
-        if extra:
-            raise ValueError(f"rows have columns {sorted(extra)} that the first rows did not have")
-        data = {}
-        for k in keys:
-            values = [r.get(k) for r in batch]
-            if k in state["json"] or k in state["text"]:
-                values = [_to_text(v) for v in values]
-            data[k] = values
-        if state["schema"] is None:
-            table = pa.table(data) if keys else pa.table({})
-            fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
-            state["schema"] = pa.schema(fields, metadata={JSON_COLUMNS_KEY: json.dumps(sorted(state["json"])).encode()})
-            state["text"] |= {f.name for f in fields if pa.types.is_string(f.type)}
-            state["writer"] = pq.ParquetWriter(path, state["schema"])
-            table = table.cast(state["schema"])
-        else:
-            table = pa.table(data, schema=state["schema"])
-        state["writer"].write_table(table)
-
-    n = 0
-    batch: list[dict] = []
-    try:
-        for row in rows:
-            batch.append(json_safe(row))
-            n += 1
-            if len(batch) >= _BATCH:
-                flush(batch)
-                batch = []
-        if batch or state["writer"] is None:
-            flush(batch)
-    finally:
-        if state["writer"] is not None:
-            state["writer"].close()
-    return n
-
-
 def write_rows(
     rows: Iterable[dict], path: Path, fmt: TableFormat | None = None, columns: list[str] | None = None
 ) -> int:
@@ -510,7 +360,9 @@ def write_rows(
     memory stays bounded for any number of rows. Returns the number of rows written."""
     fmt = fmt or table_format(path)
     if fmt.kind == "parquet":
-        return _write_parquet(rows, path, columns)
+        return write_parquet(rows, path, columns)
+    if fmt.kind == "hf":
+        return write_hf(rows, path, columns)
     opener = gzip.open if fmt.gz else open
     with opener(path, "wt", encoding="utf-8", newline="") as fh:
         if fmt.kind == "jsonl":
@@ -522,10 +374,11 @@ def write_rows(
 
 def write_table(data: pd.DataFrame | Iterable[dict], path: str | os.PathLike, inputs: Iterable[Any] = (),
                 flag: str = "--out") -> Path:
-    """Write a DataFrame or dict rows to .jsonl, .csv or .parquet (by extension), atomically.
+    """Write a DataFrame or dict rows to .jsonl, .csv, .parquet or an HF ``save_to_disk`` folder
+    (.hf), by extension, atomically.
 
-    Dict columns (meta) become JSON objects in JSONL, JSON strings in CSV, and a JSON string
-    column in Parquet; `read_table` and the loaders turn them back into dicts. Values go through
+    Dict columns (meta) become JSON objects in JSONL, JSON strings in CSV, and structs in Parquet
+    and HF folders; `read_table` and the loaders turn them back into dicts. Values go through
     `seam.io.json_safe` (NaN, inf and NA become empty). `path` may not be one of `inputs`.
     """
     path = check_output_path(path, inputs, flag)

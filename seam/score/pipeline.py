@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from ..data.chat import with_messages
 from ..errors import SeamError
 from ..models.scoring import PolicyScorer, RewardScorer
 from ..models.templates import get_template
@@ -56,6 +57,7 @@ class SeamScorer:
     def iter_chunks(self, instructions: pd.DataFrame, negatives: pd.DataFrame, done_ids: Iterable[str] = (),
                     progress: ProgressCallback | None = None) -> Iterator[ChunkResult]:
         cfg = self.cfg
+        instructions = with_messages(instructions)  # chat rows from the store keep their conversation (meta.messages)
         negs = negatives
         if cfg.variants:
             unknown = set(cfg.variants) - set(negs["variant"].unique())
