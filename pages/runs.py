@@ -9,7 +9,8 @@ from jobs import enqueue_job
 
 BASELINES = {"random": "random removal", "perplexity": "PM perplexity", "reward_gap": "reward gap",
              "full": "full RL set (no removal)"}
-PPO_FIELDS = ("steps", "batch_size", "learning_rate", "kl_coef", "response_length", "temperature", "lora", "device")
+PPO_FIELDS = ("max_steps", "per_device_train_batch_size", "learning_rate", "kl_coef", "response_length", "temperature",
+              "lora", "device")
 
 store = ui.get_store()
 st.title("Runs")

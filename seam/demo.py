@@ -231,10 +231,10 @@ def _models(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
         base = paths.pm
     say(f"    training the reward model on {paths.rm_train.name} ({cfg.rm_steps} steps) ...")
     rm_cfg = RMConfig(model=str(base), data=str(paths.rm_train), eval_data=str(paths.rm_test),
-                      output_dir=str(paths.rm), max_steps=cfg.rm_steps, batch_size=cfg.rm_batch,
+                      output_dir=str(paths.rm), max_steps=cfg.rm_steps, per_device_train_batch_size=cfg.rm_batch,
                       learning_rate=cfg.rm_learning_rate, seed=cfg.seed, logging_steps=max(1, cfg.rm_steps // 20),
                       device="cpu" if cfg.tiny else "auto", report_to="none", max_length=256, warmup_steps=0,
-                      train_layers=cfg.rm_train_layers, quiet=False)
+                      train_layers=cfg.rm_train_layers, disable_tqdm=False)
     res = train_rm(rm_cfg)
     shutil.rmtree(paths.models / "tiny-build", ignore_errors=True)
     stats = {"pm": str(paths.pm), "rm": str(paths.rm), "rm_steps": res.steps, "rm_seconds": round(res.seconds, 1),

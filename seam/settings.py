@@ -16,6 +16,13 @@ A settings class is a dataclass whose fields are declared with `setting(default,
 `from_dict` refuses unknown keys and values of the wrong type with one line naming the key, then
 calls the class's `validate()`, so a bad value is an error where it is typed (a flag, a form
 button), not in a job log.
+
+A class may rename a field and keep the old name working: ``ALIASES = {"old_name": "new_name"}``
+(or an `Alias` when the old value needs converting). `from_dict`, `load_config`, the constructor
+and `add_config_flags` (a hidden ``--old-name`` flag) accept the old name, log ONE deprecation line
+(``logging`` warning of ``seam.settings``: on stderr for CLI users) naming the new one, and refuse
+a key given under both names. ``HINTS = {"unknown_key": "what to use instead"}`` adds a pointer to
+the unknown-key error. Classes without them behave as before.
 """
 
 from __future__ import annotations
@@ -23,14 +30,18 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import logging
 import os
 import types
 import typing
 from dataclasses import MISSING, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import SeamError
+
+log = logging.getLogger(__name__)
+DEPRECATED_DEST = "deprecated__"  # argparse dest prefix of the hidden flags of old names
 
 
 def setting(default: Any, help: str, **metadata: Any) -> Any:
@@ -62,6 +73,10 @@ def coerce(cls: type, name: str, value: Any, source: str = "config") -> Any:
         if isinstance(value, Mapping):
             return tp.from_dict(value, where=f"{source}: {name}", validate=False)
         raise SeamError(f"{source}: {name} must be a mapping of {tp.__name__} fields, got {value!r}")
+    return _coerce_scalar(tp, optional, name, value, source)
+
+
+def _coerce_scalar(tp: Any, optional: bool, name: str, value: Any, source: str) -> Any:
     if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
         if optional:
             return None
@@ -99,7 +114,81 @@ def coerce(cls: type, name: str, value: Any, source: str = "config") -> Any:
     return value
 
 
-class Settings:
+# ---------------------------------------------------------------------------------- renamed fields
+
+
+@dataclasses.dataclass(frozen=True)
+class Alias:
+    """An old name of a settings field whose value needs converting: ``ALIASES = {"stop_at_eos":
+    Alias("stop_token", convert=lambda on: "eos" if on else None, old_type=bool)}``. A plain string
+    in ``ALIASES`` is an `Alias` without conversion (the old value is checked as the new field's type)."""
+
+    new: str
+    convert: Callable[[Any], Any] | None = None  # old value (already of old_type) -> new field's value
+    old_type: Any = None  # the old field's type (its check, and its CLI flag's shape); None: the new field's
+
+
+def aliases_of(cls: type) -> dict[str, Alias]:
+    """``{old name: Alias}`` of a settings class (empty for classes without ``ALIASES``)."""
+    return {old: a if isinstance(a, Alias) else Alias(a) for old, a in (getattr(cls, "ALIASES", None) or {}).items()}
+
+
+def _key(name: str, flags: bool) -> str:
+    return "--" + name.replace("_", "-") if flags else name
+
+
+def resolve_aliases(cls: type, data: Mapping[str, Any] | None, source: str = "config",
+                    flags: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """(`data` with old names renamed to their fields and old values converted, the renames as
+    ``"old -> new"`` for `warn_renamed`). A setting given under both names is a one-line SeamError.
+    `flags`: name the keys as CLI flags (``--batch-size``) in the messages."""
+    aliases = aliases_of(cls)
+    data = dict(data or {})
+    if not aliases or not data.keys() & aliases.keys():
+        return data, []
+    out = {k: v for k, v in data.items() if k not in aliases}
+    renamed = []
+    for old, value in data.items():
+        a = aliases.get(old)
+        if a is None:
+            continue
+        new = _key(a.new, flags)
+        if a.new in out:
+            raise SeamError(f"{source}: {_key(old, flags)} is the old name of {new}; give only {new}")
+        if a.old_type is not None:
+            value = _coerce_scalar(a.old_type, False, old, value, source)
+        out[a.new] = a.convert(value) if a.convert is not None else value
+        renamed.append(f"{_key(old, flags)} -> {new}")
+    return out, renamed
+
+
+def warn_renamed(where: str, renamed: list[str]) -> None:
+    """The ONE deprecation line for the old names used in one load (nothing when none was)."""
+    if renamed:
+        many = len(renamed) > 1
+        log.warning("%s: deprecated name%s %s; use the new name%s (the old one%s still work%s for now)", where,
+                    "s" if many else "", ", ".join(renamed), "s" if many else "", "s" if many else "", "" if many else "s")
+
+
+def _unknown(cls: type, where: str, unknown: list[str], names: list[str]) -> SeamError:
+    """The one-line error for unknown keys, with the class's ``HINTS`` for the keys that have one."""
+    hints = getattr(cls, "HINTS", None) or {}
+    tips = "; ".join(f"{k}: {hints[k]}" for k in unknown if k in hints)
+    return SeamError(f"{where}: unknown key(s) {', '.join(unknown)}" + (f" ({tips})" if tips else "")
+                     + f"; valid keys: {', '.join(names)}")
+
+
+class _SettingsType(type):
+    """Lets a settings class's constructor take the old names of its ``ALIASES`` (one deprecation line)."""
+
+    def __call__(cls, *args, **kwargs):
+        if kwargs and getattr(cls, "ALIASES", None):
+            kwargs, renamed = resolve_aliases(cls, kwargs, cls.__name__)
+            warn_renamed(cls.__name__, renamed)
+        return super().__call__(*args, **kwargs)
+
+
+class Settings(metaclass=_SettingsType):
     """Mixin for settings dataclasses: `to_dict` / `from_dict` (checked), `field_help`, `validate`."""
 
     def validate(self) -> None:
@@ -111,13 +200,16 @@ class Settings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, *, where: str | None = None, validate: bool = True):
-        """Build from plain values; unknown keys and wrong types raise one SeamError line."""
+        """Build from plain values; unknown keys and wrong types raise one SeamError line; old names
+        (``ALIASES``) are renamed with one deprecation line."""
         where = where or f"{cls.__name__} settings"
         names = [f.name for f in fields(cls)]
-        unknown = sorted(set(map(str, data or {})) - set(names))
+        data, renamed = resolve_aliases(cls, data, where)
+        unknown = sorted(set(map(str, data)) - set(names))
         if unknown:
-            raise SeamError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(names)}")
-        cfg = cls(**{k: coerce(cls, k, v, where) for k, v in (data or {}).items()})
+            raise _unknown(cls, where, unknown, names)
+        warn_renamed(where, renamed)
+        cfg = cls(**{k: coerce(cls, k, v, where) for k, v in data.items()})
         if validate:
             cfg.validate()
         return cfg
@@ -172,21 +264,28 @@ def load_config(cls: type, path: str | os.PathLike | None = None, overrides: Map
                 validate: bool = True):
     """Build `cls` from an optional YAML file, then `overrides` (values that are None are ignored).
 
-    Unknown keys, wrong types and invalid values raise SeamError naming the key."""
+    Unknown keys, wrong types and invalid values raise SeamError naming the key. Old names
+    (``ALIASES``) in the file or the overrides work, with ONE deprecation line for the whole load."""
     names = [f.name for f in fields(cls)]
     values: dict[str, Any] = {}
+    renamed: list[str] = []
     if path is not None:
-        raw = load_yaml(path)
+        raw, renamed = resolve_aliases(cls, load_yaml(path), f"--config {path}")
         unknown = sorted(set(map(str, raw)) - set(names))
         if unknown:
-            raise SeamError(f"--config {path}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(names)}")
+            raise _unknown(cls, f"--config {path}", unknown, names)
         values.update({k: coerce(cls, k, v, f"--config {path}") for k, v in raw.items()})
     kind = getattr(cls, "kind", cls.__name__)
-    for k, v in (overrides or {}).items():
-        if k not in names:
-            raise SeamError(f"unknown {kind} config key {k!r}; valid keys: {', '.join(names)}")
-        if v is not None:
-            values[k] = coerce(cls, k, v, "--" + k.replace("_", "-"))
+    for k in overrides or {}:
+        if k not in names and k not in aliases_of(cls):
+            hint = (getattr(cls, "HINTS", None) or {}).get(k)
+            raise SeamError(f"unknown {kind} config key {k!r}" + (f" ({hint})" if hint else "")
+                            + f"; valid keys: {', '.join(names)}")
+    given, flagged = resolve_aliases(cls, {k: v for k, v in (overrides or {}).items() if v is not None},
+                                     f"{kind} settings", flags=True)
+    for k, v in given.items():
+        values[k] = coerce(cls, k, v, "--" + k.replace("_", "-"))
+    warn_renamed(f"{kind} settings", renamed + flagged)
     cfg = cls(**values)
     if validate:
         cfg.validate()
@@ -198,7 +297,9 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str
     """One flag per field (``--learning-rate``; bools as ``--lora/--no-lora``), all default None, so
     only flags the user typed override a YAML file or the class defaults.
 
-    `aliases` adds extra option strings for a field (``{"output_dir": ("--out",)}``)."""
+    `aliases` adds extra option strings for a field (``{"output_dir": ("--out",)}``). The old names of
+    the class's ``ALIASES`` get hidden flags (dest ``deprecated__<old>``, read by `config_from_args`),
+    unless `aliases` already gives that option string as a current spelling."""
     aliases = aliases or {}
     hints = typing.get_type_hints(cls)
     group = parser.add_argument_group(title or f"{getattr(cls, 'kind', cls.__name__)} settings (override --config)")
@@ -221,10 +322,24 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str
         else:
             group.add_argument(*flags, dest=f.name, default=None, help=help_,
                                metavar=f.metadata.get("metavar") or {int: "N", float: "X"}.get(tp, "VALUE"))
+    taken = {opt for opts in aliases.values() for opt in opts}
+    for old, a in aliases_of(cls).items():
+        flag = "--" + old.replace("_", "-")
+        if a.new in skip or flag in taken:
+            continue
+        tp = a.old_type or base_type(hints[a.new])[0]
+        hidden = dict(dest=DEPRECATED_DEST + old, default=None, help=argparse.SUPPRESS)
+        if tp is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **hidden)
+        elif typing.get_origin(tp) is tuple:
+            group.add_argument(flag, nargs="+", **hidden)
+        else:
+            group.add_argument(flag, **hidden)
 
 
 def config_from_args(cls: type, args: argparse.Namespace, extra: Mapping[str, Any] | None = None):
-    """`load_config(cls, args.config, {field: args.<field>} + extra)`."""
+    """`load_config(cls, args.config, {field: args.<field>} + old-name flags + extra)`."""
     overrides = {f.name: getattr(args, f.name, None) for f in fields(cls)}
+    overrides.update({old: v for old in aliases_of(cls) if (v := getattr(args, DEPRECATED_DEST + old, None)) is not None})
     overrides.update({k: v for k, v in (extra or {}).items() if v is not None})
     return load_config(cls, getattr(args, "config", None), overrides)

@@ -157,7 +157,7 @@ def test_filter_and_ppo_run_finishes(served, page):
     page.goto(f"{url}/runs")
     page.get_by_role("heading", name="Results").or_(page.get_by_text("No runs yet")).first.wait_for()
     page.get_by_text("PPO settings").click()
-    for name, value in (("steps", "2"), ("batch_size", "4"), ("response_length", "8")):  # tiny: 28 prompts
+    for name, value in (("max_steps", "2"), ("per_device_train_batch_size", "4"), ("response_length", "8")):  # 28 prompts
         box = page.get_by_role("spinbutton", name=name, exact=True)
         box.fill(value)
         box.press("Enter")

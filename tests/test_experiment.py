@@ -17,7 +17,8 @@ from seam.experiment import (EvalSettings, ExperimentHooks, ExperimentStopped, F
 
 PPO = ["--ppo-steps", "1", "--ppo-batch-size", "2", "--ppo-epochs", "1", "--response-length", "4", "--lora",
        "--lora-r", "2", "--device", "cpu"]
-TINY_PPO = {"steps": 1, "batch_size": 2, "ppo_epochs": 1, "response_length": 4, "lora": True, "lora_r": 2}
+TINY_PPO = {"max_steps": 1, "per_device_train_batch_size": 2, "num_ppo_epochs": 1, "response_length": 4, "lora": True,
+            "lora_r": 2}
 TINY_EVAL = EvalSettings(n_prompts=6, max_new_tokens=4)
 
 
@@ -146,7 +147,7 @@ def test_sweep_writes_the_rate_figure(demo, tmp_path):
 
 def test_stop_request_stops_and_a_rerun_resumes(demo, tmp_path):
     inputs = project_inputs(demo)
-    cfg = FilterExperimentConfig(arms=("full", "seam"), ppo={**TINY_PPO, "steps": 3}, eval=TINY_EVAL, device="cpu",
+    cfg = FilterExperimentConfig(arms=("full", "seam"), ppo={**TINY_PPO, "max_steps": 3}, eval=TINY_EVAL, device="cpu",
                                  eval_initial=False)
     seen, ends = [], []
     hooks = ExperimentHooks(metrics=lambda unit, step, m: seen.append((unit.key, step)),

@@ -15,7 +15,8 @@ from db import open_store
 from jobs import cancel_job, enqueue_job, get_job, job_kinds, requeue_job
 from jobs.worker import Worker
 
-PPO = {"steps": 2, "batch_size": 2, "ppo_epochs": 1, "response_length": 4, "lora": True, "lora_r": 2, "device": "cpu"}
+PPO = {"max_steps": 2, "per_device_train_batch_size": 2, "num_ppo_epochs": 1, "response_length": 4, "lora": True,
+       "lora_r": 2, "device": "cpu"}
 EVAL = {"n_prompts": 4, "max_new_tokens": 4}
 
 
@@ -61,7 +62,7 @@ def test_filter_ppo_job_records_runs_lineage_and_metrics(project):
     by_arm = {r["config"]["arm"]: r for r in mine[mine["kind"] == "ppo"].to_dict("records")}
     assert set(by_arm) == {"full", "seam"}
     seam = store.run(int(by_arm["seam"]["id"]))
-    assert seam["config"]["seed"] == 0 and seam["config"]["ppo"]["steps"] == 2
+    assert seam["config"]["seed"] == 0 and seam["config"]["ppo"]["max_steps"] == 2
     inputs = {i["role"]: i for i in seam["inputs"]}
     selected = folder / "experiment" / "selections" / "rl.seam.jsonl"
     assert inputs["rl_data"]["path"] == str(selected) and inputs["rl_data"]["content_hash"] == _sha(selected)
@@ -83,7 +84,7 @@ def test_filter_ppo_job_records_runs_lineage_and_metrics(project):
 def test_cancelled_filter_ppo_job_stops_and_resumes_when_requeued(project):
     store = open_store(project)
     job = enqueue_job(store, "filter-ppo", {"score_run_id": 1, "baselines": ["full"], "seeds": [0],
-                                            "ppo": {**PPO, "steps": 3}, "eval": EVAL, "eval_initial": False},
+                                            "ppo": {**PPO, "max_steps": 3}, "eval": EVAL, "eval_initial": False},
                       max_attempts=1)
     watcher = open_store(project)
 
@@ -139,7 +140,7 @@ def test_bad_payload_fails_with_a_clear_error(project, payload, message):
 def test_augment_ppo_job_links_ppo_to_retrained_models(project):
     store = open_store(project)
     info = _run_job(store, "augment-ppo", {"score_run_id": 1, "baselines": ["perplexity"], "seeds": [0], "k": 2,
-                                           "ppo": {**PPO, "steps": 1}, "eval": EVAL, "eval_initial": False,
+                                           "ppo": {**PPO, "max_steps": 1}, "eval": EVAL, "eval_initial": False,
                                            "sft": {"max_steps": 1}, "rm": {"max_steps": 1}})
     assert info["status"] == "done", info["error"]
     assert "perplexity do not apply" in info["log"]

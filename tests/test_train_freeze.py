@@ -29,8 +29,9 @@ def test_train_rm_with_train_layers_changes_only_top(tiny_models, tmp_path):
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "rm"
-    train_rm(RMConfig(model=str(tiny_models[1]), data=str(data), output_dir=str(out), max_steps=3, batch_size=4,
-                      learning_rate=1e-2, report_to="none", device="cpu", train_layers=1, quiet=True))
+    train_rm(RMConfig(model=str(tiny_models[1]), data=str(data), output_dir=str(out), max_steps=3,
+                      per_device_train_batch_size=4, learning_rate=1e-2, report_to="none", device="cpu", train_layers=1,
+                      disable_tqdm=True))
     before = load_file(tiny_models[1] / "model.safetensors")
     after = load_file(out / "model.safetensors")
     assert torch.equal(before["model.layers.0.mlp.up_proj.weight"], after["model.layers.0.mlp.up_proj.weight"])

@@ -90,7 +90,8 @@ def test_chat_template_and_lora_policy(tiny_models, data, tmp_path):
 
     pm, rm = tiny_models
     sft = train_sft(SFTConfig(model=str(pm), data=str(data), output_dir=str(tmp_path / "sft"), lora=True, lora_r=2,
-                              max_steps=1, batch_size=2, device="cpu", report_to="none", quiet=True))
+                              max_steps=1, per_device_train_batch_size=2, device="cpu", report_to="none",
+                              disable_tqdm=True))
     exp = export_openrlhf_run(OpenRLHFConfig(data=str(data), pm=str(sft.output_dir), rm=str(rm),
                                              out=str(tmp_path / "exp"), template="chat", vllm_num_engines=0,
                                              lora_rank=8, extra=("--use_tensorboard", "/logs")))

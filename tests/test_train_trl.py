@@ -34,8 +34,8 @@ def _changed(before: dict, after: dict) -> int:
 
 
 def _common(tmp, name, **kw):
-    base = dict(output_dir=str(tmp / name), device="cpu", batch_size=4, max_steps=2, logging_steps=1, warmup_steps=0,
-                learning_rate=1e-3, report_to="none", quiet=True)
+    base = dict(output_dir=str(tmp / name), device="cpu", per_device_train_batch_size=4, max_steps=2, logging_steps=1,
+                warmup_steps=0, learning_rate=1e-3, report_to="none", disable_tqdm=True)
     base.update(kw, data=str(kw["data"]))
     return base
 
@@ -144,8 +144,8 @@ def test_ppo_full_changes_policy(tiny_models, rm_run, data, tmp_path):
     pm, _ = tiny_models
     rm = rm_run[0].output_dir
     got = []
-    cfg = PPOConfig(policy=str(pm), reward_model=str(rm), steps=2, ppo_epochs=1, response_length=6,
-                    **_common(tmp_path, "ppo", data=data, batch_size=2))
+    cfg = PPOConfig(sft_model_path=str(pm), reward_model_path=str(rm), num_ppo_epochs=1, response_length=6,
+                    **_common(tmp_path, "ppo", data=data, per_device_train_batch_size=2, max_steps=2))
     res = train_ppo(cfg, metrics_callback=lambda s, m: got.append((s, m)))
     assert res.kind == "ppo" and res.steps == 2
     assert [s for s, _ in got] == [1, 2]
@@ -162,8 +162,8 @@ def test_ppo_lora_then_merge(tiny_models, rm_run, data, tmp_path):
 
     pm, _ = tiny_models
     rm = rm_run[0].output_dir
-    cfg = PPOConfig(policy=str(pm), reward_model=str(rm), steps=1, ppo_epochs=1, response_length=4, lora=True,
-                    lora_r=4, **_common(tmp_path, "ppo-lora", data=data, batch_size=2))
+    cfg = PPOConfig(sft_model_path=str(pm), reward_model_path=str(rm), num_ppo_epochs=1, response_length=4, lora=True,
+                    lora_r=4, **_common(tmp_path, "ppo-lora", data=data, per_device_train_batch_size=2, max_steps=1))
     res = train_ppo(cfg)
     assert res.adapter and (res.output_dir / "adapter_model.safetensors").is_file()
     lora_b = [v for k, v in load_file(str(res.output_dir / "adapter_model.safetensors")).items() if "lora_B" in k]
@@ -178,7 +178,8 @@ def test_ppo_lora_then_merge(tiny_models, rm_run, data, tmp_path):
 
 def test_ppo_rejects_untrained_reward_model(tiny_models, data, tmp_path):
     pm, _ = tiny_models
-    cfg = PPOConfig(policy=str(pm), reward_model=str(pm), steps=1, **_common(tmp_path, "x", data=data, batch_size=2))
+    cfg = PPOConfig(sft_model_path=str(pm), reward_model_path=str(pm),
+                    **_common(tmp_path, "x", data=data, per_device_train_batch_size=2, max_steps=1))
     with pytest.raises(SeamError, match="not a trained reward model"):
         train_ppo(cfg)
 
@@ -207,8 +208,9 @@ def test_sft_lora_and_chained_runs(tiny_models, data, tmp_path):
     rm = train_rm(RMConfig(model=str(sft.output_dir), **_common(tmp_path, "rm-from-lora", data=data, max_steps=1)))
     assert (rm.output_dir / "model.safetensors").is_file()
     # PPO with LoRA on top of the LoRA SFT run, stopped after its first update, then merged through both adapters
-    ppo = train_ppo(PPOConfig(policy=str(sft.output_dir), reward_model=str(rm.output_dir), steps=3, ppo_epochs=1,
-                              response_length=4, lora=True, lora_r=2, **_common(tmp_path, "ppo", data=data, batch_size=2)),
+    ppo = train_ppo(PPOConfig(sft_model_path=str(sft.output_dir), reward_model_path=str(rm.output_dir), num_ppo_epochs=1,
+                              response_length=4, lora=True, lora_r=2,
+                              **_common(tmp_path, "ppo", data=data, per_device_train_batch_size=2, max_steps=3)),
                     should_stop=lambda: True)
     assert ppo.stopped and ppo.steps == 1 and ppo.adapter
     out = merge_adapter(ppo.output_dir, tmp_path / "ppo-merged")

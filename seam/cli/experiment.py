@@ -8,14 +8,15 @@ import sys
 from pathlib import Path
 
 from ..errors import SeamError
-from ..settings import coerce, load_yaml
+from ..settings import coerce, load_yaml, resolve_aliases, warn_renamed
 from . import example_epilog
 
 _INPUT_FLAGS = ("rl", "scores", "pm", "rm", "eval", "negatives", "sft", "rm_train", "rm_test")
 # CLI flag -> PPOConfig field (the common knobs; anything else via --ppo-config FILE.yaml)
-_PPO_FLAGS = {"ppo_steps": "steps", "ppo_batch_size": "batch_size", "response_length": "response_length",
-              "lora": "lora", "lora_r": "lora_r", "ppo_epochs": "ppo_epochs", "ppo_learning_rate": "learning_rate",
-              "kl_coef": "kl_coef", "mini_batches": "mini_batches", "ppo_temperature": "temperature",
+_PPO_FLAGS = {"ppo_steps": "max_steps", "ppo_batch_size": "per_device_train_batch_size",
+              "response_length": "response_length", "lora": "lora", "lora_r": "lora_r", "ppo_epochs": "num_ppo_epochs",
+              "ppo_learning_rate": "learning_rate", "kl_coef": "kl_coef", "mini_batches": "num_mini_batches",
+              "ppo_temperature": "temperature",
               "gradient_accumulation_steps": "gradient_accumulation_steps", "missing_eos_penalty": "missing_eos_penalty"}
 
 _DESCRIPTIONS = {
@@ -149,13 +150,15 @@ def _yaml_overrides(what: str, path) -> dict:
     from ..train.config import TRAIN_CONFIGS
 
     cls = TRAIN_CONFIGS[what]
-    names = " (steps, batch_size, ...)" if what == "ppo" else ""
+    names = " (max_steps, per_device_train_batch_size, ...)" if what == "ppo" else ""
     out: dict = {}
-    for k, v in load_yaml(path).items():
+    raw, renamed = resolve_aliases(cls, load_yaml(path), f"--{what}-config {path}")  # old names: one deprecation line
+    for k, v in raw.items():
         if k not in cls.__dataclass_fields__:
             raise SeamError(f"--{what}-config {path}: unknown key {k!r}; use `seam train {what} --help` names "
                             f"with underscores{names}")
         out[k] = coerce(cls, k, v, f"--{what}-config {path}")
+    warn_renamed(f"--{what}-config {path}", renamed)
     return out
 
 

@@ -31,11 +31,19 @@ _TRAIN_HELP = {
             "With --eval-data the final metrics include eval_accuracy."]),
     "ppo": ("PPO of a policy against a reward model (TRL 1.12)",
             ["seam train ppo --policy runs/sft --reward-model runs/rm --data rl.filtered.jsonl --out runs/ppo \\",
-             "                --steps 200 --batch-size 32 --kl-coef 0.05 --response-length 128 --lora",
+             "                --max-steps 200 --per-device-train-batch-size 32 --kl-coef 0.05 --response-length 128 --lora",
+             "seam train ppo --config trl_ppo.yaml      # TRL's key names: total_episodes, num_mini_batches, ...",
              "",
-             "Policy and reference come from --policy; reward and value models from --reward-model (same tokenizer).",
+             "Policy and reference come from --policy (--sft-model-path); reward and value models from",
+             "--reward-model (--reward-model-path); both need the same tokenizer.",
              "Per-update metrics: objective/scores, objective/kl, objective/rlhf_reward, loss/policy_avg, loss/value_avg."]),
 }
+
+
+# Current short spellings of TRL-named fields (not deprecated: the CLI's own vocabulary). The other
+# old names (--batch-size, --steps, --mini-batches, ...) still work as hidden flags with a deprecation line.
+_FLAG_ALIASES = {"output_dir": ("--out",), "disable_tqdm": ("--quiet",), "sft_model_path": ("--policy",),
+                 "reward_model_path": ("--reward-model",)}
 
 
 def _add_train(sub, kind: str) -> None:
@@ -43,7 +51,7 @@ def _add_train(sub, kind: str) -> None:
     p = sub.add_parser(kind, help=help_, description=help_[0].upper() + help_[1:] + ".",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=example_epilog(*example))
     p.add_argument("--config", metavar="YAML", help="YAML file with one key per setting (flags override it)")
-    add_config_flags(p, TRAIN_CONFIGS[kind], aliases={"output_dir": ("--out",)})
+    add_config_flags(p, TRAIN_CONFIGS[kind], aliases=_FLAG_ALIASES)
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=_run_train, kind=kind)
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from ..errors import SeamError
 from ..select import check_fraction
-from ..settings import Settings, setting
+from ..settings import Settings, resolve_aliases, setting, warn_renamed
 from ..train.config import DTYPES, TRAIN_CONFIGS
 from ..train.judges import JUDGES
 from ..train.stats import PAIRED_TESTS
@@ -72,7 +72,7 @@ class ExperimentConfig(Settings):
     seeds: tuple[int, ...] = setting((0,), "one PPO run per arm and seed (also the random baselines' seed)")
     p: float = setting(0.2, "share of the RL set dropped (filter) or augmented (augment); paper: 0.2")
     variants: tuple[str, ...] = setting((), "SEAM variants (several: ranks averaged); default all in the scores file")
-    ppo: dict = setting({}, "PPOConfig overrides (steps, batch_size, response_length, lora, ...)")
+    ppo: dict = setting({}, "PPOConfig overrides (max_steps, per_device_train_batch_size, response_length, lora, ...)")
     eval: EvalSettings = setting(EvalSettings(), "evaluation settings")
     template: str = setting("stackllama", "text template for training and evaluation")
     device: str = setting("auto", "auto | cpu | cuda (training and evaluation)")
@@ -106,7 +106,7 @@ class ExperimentConfig(Settings):
         if not isinstance(self.ppo, dict):
             raise SeamError(f"ppo overrides must be a mapping of PPOConfig fields, got {type(self.ppo).__name__}")
         self.eval.validate()
-        _check_overrides("ppo", self.ppo, _PPO_OWNED)
+        self.ppo = _check_overrides("ppo", self.ppo, _PPO_OWNED)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields (`eval` as a dict) and ``kind``, as manifests record them."""
@@ -151,8 +151,8 @@ class AugmentExperimentConfig(ExperimentConfig):
         super().validate()
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise SeamError(f"--k must be a positive integer (paper: 5), got {self.k!r}")
-        _check_overrides("sft", self.sft, _TRAIN_OWNED)
-        _check_overrides("rm", self.rm, _TRAIN_OWNED)
+        self.sft = _check_overrides("sft", self.sft, _TRAIN_OWNED)
+        self.rm = _check_overrides("rm", self.rm, _TRAIN_OWNED)
 
 
 @dataclass
@@ -187,16 +187,26 @@ EXPERIMENT_CONFIGS: dict[str, type[ExperimentConfig]] = {
     "filter": FilterExperimentConfig, "augment": AugmentExperimentConfig, "sweep": SweepConfig}
 
 # Trainer fields the experiment sets itself (an override of these would break the design).
-_PPO_OWNED = ("policy", "reward_model", "data", "output_dir", "seed", "eval_data", "ref_policy")
+_PPO_OWNED = ("sft_model_path", "reward_model_path", "data", "output_dir", "seed", "eval_data", "ref_policy")
 _TRAIN_OWNED = ("model", "data", "output_dir", "eval_data")
 
 
-def _check_overrides(what: str, overrides: dict, owned: tuple[str, ...]) -> None:
+def canonical_overrides(what: str, overrides: dict | None) -> dict:
+    """Trainer overrides with the trainer config's old names (``ALIASES``, e.g. ``steps``) renamed to
+    the current ones, silently: for comparing with overrides stored by an earlier version."""
+    return resolve_aliases(TRAIN_CONFIGS[what], overrides or {}, f"{what} overrides")[0]
+
+
+def _check_overrides(what: str, overrides: dict, owned: tuple[str, ...]) -> dict:
+    """The overrides under the current names (old names: one deprecation line); unknown or owned keys are errors."""
     cls = TRAIN_CONFIGS[what]
     names = {f.name for f in dataclasses.fields(cls)}
-    for key in overrides:
+    canonical, renamed = resolve_aliases(cls, overrides, f"{what} overrides")
+    for key in canonical:
         if key in owned:
             raise SeamError(f"{what} override {key!r} is set by the experiment itself; remove it")
         if key not in names:
             raise SeamError(f"unknown {what} setting {key!r}; valid: {', '.join(sorted(names - set(owned)))}")
+    warn_renamed(f"{what} overrides", renamed)
+    return canonical
 

@@ -30,7 +30,7 @@ from ..train.eval import compare_runs
 from ..train.stats import bootstrap_ci
 from .arms import ExperimentInputs, build_arms, demo_heldout
 from .config import (MANIFEST, REFERENCE, AugmentExperimentConfig, ExperimentConfig, FilterExperimentConfig,
-                     SweepConfig)
+                     SweepConfig, canonical_overrides)
 from .report import results_markdown, write_figures
 from .steps import ExperimentHooks, UnitResult, UnitSteps
 
@@ -127,7 +127,7 @@ class _Runner(UnitSteps):
                 old = json.loads(path.read_text(encoding="utf-8"))
             except ValueError:
                 old = {}
-            diff = _differences(old, record)
+            diff = _differences(_current_names(old), record)
             if diff:
                 raise SeamError(f"--out {self.out} holds a different experiment ({diff}); choose a new folder, "
                                 "or delete it to start over")
@@ -317,6 +317,20 @@ def _comparable(d: dict) -> dict:
     for k in ("quiet", "command"):
         d.pop(k, None)
     return d
+
+
+def _current_names(record: dict) -> dict:
+    """A stored experiment record with its trainer overrides under the trainers' current names (a
+    record written before the TRL names, with ``steps`` or ``batch_size``, resumes)."""
+    config = record.get("config")
+    if not isinstance(config, dict):
+        return record
+    try:
+        config = {**config, **{k: canonical_overrides(k, config[k]) for k in ("ppo", "sft", "rm")
+                               if isinstance(config.get(k), dict)}}
+    except SeamError:  # a key under both names: leave it to the comparison to report
+        return record
+    return {**record, "config": config}
 
 
 def _differences(old: dict, new: dict) -> str:

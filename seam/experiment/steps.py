@@ -166,18 +166,18 @@ class UnitSteps:
 
     def _ppo_overrides(self, policy, reward_model, data, out, seed) -> dict:
         base = {"device": self.cfg.device, "dtype": self.cfg.dtype, "template": self.cfg.template, "report_to": "none",
-                "quiet": self.cfg.quiet}
-        return {**base, **self.cfg.ppo, "policy": str(policy), "reward_model": str(reward_model), "data": str(data),
-                "output_dir": str(out), "seed": seed}
+                "disable_tqdm": self.cfg.quiet}
+        return {**base, **self.cfg.ppo, "sft_model_path": str(policy), "reward_model_path": str(reward_model),
+                "data": str(data), "output_dir": str(out), "seed": seed}
 
     def _sft_overrides(self, data, out) -> dict:
         base = {"device": self.cfg.device, "dtype": self.cfg.dtype, "template": self.cfg.template, "report_to": "none",
-                "quiet": self.cfg.quiet, "seed": self._train_seed}
+                "disable_tqdm": self.cfg.quiet, "seed": self._train_seed}
         return {**base, **self.cfg.sft, "model": self.inputs.pm, "data": str(data), "output_dir": str(out)}
 
     def _rm_overrides(self, data, out) -> dict:
         base = {"device": self.cfg.device, "dtype": self.cfg.dtype, "template": self.cfg.template, "report_to": "none",
-                "quiet": self.cfg.quiet, "seed": self._train_seed}
+                "disable_tqdm": self.cfg.quiet, "seed": self._train_seed}
         return {**base, **self.cfg.rm, "model": self.inputs.pm, "data": str(data), "output_dir": str(out),
                 "eval_data": self.inputs.rm_test}
 
@@ -395,7 +395,8 @@ class UnitSteps:
             def on_metrics(step: int, m: dict) -> None:
                 if self.hooks.metrics:
                     self.hooks.metrics(unit, step, m)
-                self.progress(0.85 * min(step / pcfg.steps, 1.0), f"{label}: PPO step {step}/{pcfg.steps}")
+                total = pcfg.updates(self.n_train.get(key)) or 1
+                self.progress(0.85 * min(step / total, 1.0), f"{label}: PPO step {step}/{total}")
 
             res = train_ppo(pcfg, metrics_callback=on_metrics, should_stop=self.stop_requested)
             if res.stopped:

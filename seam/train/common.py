@@ -6,7 +6,8 @@ training finished, so a crashed or rejected run never looks like a finished one.
     <output_dir>/               final model (HF layout) or LoRA adapter, with its tokenizer
         seam_run.json           kind, config, base model, final metrics, data counts, timings
         metrics.jsonl           one line per logged step: {"step": N, "loss": ..., ...}
-        logs/                   TensorBoard event files (when report_to resolves to tensorboard)
+        logs/                   TensorBoard event files (when report_to resolves to tensorboard; W&B
+                                keeps its own files under ./wandb/ and online)
         checkpoints/            intermediate checkpoints (only with save_steps > 0)
 """
 
@@ -139,13 +140,23 @@ def tensorboard_available() -> bool:
     return importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None
 
 
+def wandb_available() -> bool:
+    return importlib.util.find_spec("wandb") is not None
+
+
 def resolve_report_to(value: str) -> str:
-    """`auto` -> tensorboard when installed, else none; asking for tensorboard without it is an error."""
+    """`auto` -> tensorboard when installed, else none (never wandb: W&B is only used when asked for);
+    asking for tensorboard or wandb without the package is a one-line error (the configs' `validate`
+    calls this, so it comes before any model loads). W&B reads its key (WANDB_API_KEY) and project
+    from the environment itself; nothing of it is stored or logged here."""
     if value == "auto":
         return "tensorboard" if tensorboard_available() else "none"
     if value == "tensorboard" and not tensorboard_available():
         raise SeamError("--report-to tensorboard: the tensorboard package is not installed; "
                         "install it (pip install tensorboard) or use --report-to none (metrics.jsonl is always written)")
+    if value == "wandb" and not wandb_available():
+        raise SeamError("--report-to wandb: the wandb package is not installed; install it (pip install wandb) "
+                        "or use --report-to none (metrics.jsonl is always written)")
     return value
 
 
@@ -172,8 +183,8 @@ def trainer_args(cfg, run: RunDir, rt: Runtime, has_eval: bool) -> dict:
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.num_train_epochs,
         max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         warmup_steps=cfg.warmup_steps,
         weight_decay=cfg.weight_decay,

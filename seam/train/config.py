@@ -12,6 +12,12 @@ validates it:
 
 Defaults follow the paper's appendix C where it gives a value (SFT lr 1e-4 with 10 warmup steps,
 RM lr 2e-5, PPO lr 1.4e-5, batch 32, 200 PPO steps); the rest are TRL's.
+
+Field names are TRL 1.12's (`SFTConfig`, `RewardConfig`, `trl.experimental.ppo.PPOConfig`) and
+transformers' `TrainingArguments`' wherever the meaning is the same, so a TRL YAML's trainer keys
+load as they are. The names used before are ``ALIASES``: they still work (YAML, overrides, flags,
+constructor) with one deprecation line. TRL keys with a different shape here (``bf16``,
+``model_name_or_path``, ...) are unknown keys whose error says what to use (``HINTS``).
 """
 
 from __future__ import annotations
@@ -20,11 +26,30 @@ import math
 from dataclasses import dataclass, fields
 
 from ..errors import SeamError
-from ..settings import Settings, setting
+from ..settings import Alias, Settings, setting
+from .common import resolve_report_to
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-REPORT_TO = ("auto", "none", "tensorboard")
+REPORT_TO = ("auto", "none", "tensorboard", "wandb")
+
+# TRL / transformers keys that have a counterpart here under another name or shape (unknown-key errors)
+_HINTS = {
+    "model_name_or_path": "use model",
+    "use_peft": "use lora",
+    "dataset_name": "use data (a local file or folder)",
+    "bf16": "use dtype: bfloat16",
+    "fp16": "use dtype: float16",
+    "use_cpu": "use device: cpu",
+    "eval_strategy": "set eval_steps (0 = evaluate only at the end)",
+    "save_strategy": "set save_steps (0 = only the final model)",
+    "warmup_ratio": "use warmup_steps",
+    "packing": "not supported (one example per sequence)",
+}
+
+
+def _stop_token(stop_at_eos: bool) -> str | None:
+    return "eos" if stop_at_eos else None
 
 
 # ============================================================================ shared fields
@@ -47,7 +72,8 @@ class TrainCommon(Settings):
     learning_rate: float = setting(1e-4, "peak learning rate (AdamW)")
     num_train_epochs: float = setting(1.0, "epochs over the data (ignored when max_steps > 0)")
     max_steps: int = setting(-1, "optimizer steps; -1 = run num_train_epochs")
-    batch_size: int = setting(8, "per-device batch size")
+    per_device_train_batch_size: int = setting(8, "per-device batch size (was batch_size)")
+    per_device_eval_batch_size: int | None = setting(None, "per-device batch size for evaluation; None = per_device_train_batch_size")
     gradient_accumulation_steps: int = setting(1, "micro-batches per optimizer step")
     warmup_steps: int = setting(0, "linear warm-up steps")
     weight_decay: float = setting(0.0, "AdamW weight decay")
@@ -56,16 +82,19 @@ class TrainCommon(Settings):
     logging_steps: int = setting(10, "log metrics every N steps")
     eval_steps: int = setting(0, "evaluate on eval_data every N steps (0 = only at the end)")
     save_steps: int = setting(0, "also save a checkpoint every N steps under checkpoints/ (0 = only the final model)")
-    report_to: str = setting("auto", "auto (tensorboard when installed, else none) | none | tensorboard")
+    report_to: str = setting("auto", "auto (tensorboard when installed, else none) | none | tensorboard | wandb "
+                                     "(needs `pip install wandb`; W&B reads WANDB_API_KEY etc. from the environment)")
     lora: bool = setting(False, "train a LoRA adapter instead of all weights (the run folder then holds the adapter)")
     lora_r: int = setting(16, "LoRA rank")
     lora_alpha: int = setting(32, "LoRA alpha")
     lora_dropout: float = setting(0.05, "LoRA dropout")
     lora_target_modules: str = setting("all-linear", "comma-separated module names, or all-linear")
     allow_pickle: bool = setting(False, "allow .bin/.pt weights (pickle can run code: trusted checkpoints only)")
-    quiet: bool = setting(False, "no progress bar")
+    disable_tqdm: bool = setting(False, "no progress bar (was quiet)")
 
     kind = "common"  # overridden by subclasses (class attribute, not a field)
+    ALIASES = {"batch_size": "per_device_train_batch_size", "quiet": "disable_tqdm"}  # old name -> field
+    HINTS = _HINTS
 
     def validate(self) -> None:
         need = [n for n in self._required() if not getattr(self, n)]
@@ -75,11 +104,13 @@ class TrainCommon(Settings):
         _choice(self, "device", DEVICES)
         _choice(self, "dtype", DTYPES)
         _choice(self, "report_to", REPORT_TO)
-        for name in ("batch_size", "gradient_accumulation_steps", "max_length", "logging_steps", "lora_r", "lora_alpha"):
+        resolve_report_to(self.report_to)  # tensorboard / wandb asked for but not installed: an error now
+        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "logging_steps",
+                     "lora_r", "lora_alpha"):
             _positive(self, name)
         for name in ("warmup_steps", "eval_steps", "save_steps"):
             _non_negative(self, name)
-        for name in ("max_rows", "max_prompt_tokens"):
+        for name in ("max_rows", "max_prompt_tokens", "per_device_eval_batch_size"):
             if getattr(self, name) is not None:
                 _positive(self, name)
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
@@ -93,6 +124,10 @@ class TrainCommon(Settings):
 
     def _required(self) -> tuple[str, ...]:
         return ("data", "output_dir")
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.per_device_eval_batch_size or self.per_device_train_batch_size
 
     def input_paths(self) -> list[tuple[str, str]]:
         """(flag, path) of every file or folder the run reads (data and models), for the
@@ -139,20 +174,25 @@ class RMConfig(TrainCommon):
 class PPOConfig(TrainCommon):
     """PPO (TRL 1.12 `trl.experimental.ppo`): policy and reference from the PM, reward and value from the RM."""
 
-    policy: str = setting("", "policy model folder (the SFT'd PM); also the frozen reference unless ref_policy is set", metavar="DIR")
-    reward_model: str = setting("", "reward model folder (one-label sequence classifier sharing the policy's tokenizer)", metavar="DIR")
+    sft_model_path: str = setting("", "policy model folder (the SFT'd PM; was policy); also the frozen reference "
+                                  "unless ref_policy is set", metavar="DIR")
+    reward_model_path: str = setting("", "reward model folder (was reward_model): a one-label sequence classifier "
+                                     "sharing the policy's tokenizer; also the value model's init", metavar="DIR")
     value_model: str | None = setting(None, "value model init (default: the reward model)", metavar="DIR")
     ref_policy: str | None = setting(None, "reference policy (default: a frozen copy of the policy; with LoRA the adapter-free base)", metavar="DIR")
     learning_rate: float = setting(1.4e-5, "policy+value learning rate (paper: 1.4e-5)")
-    batch_size: int = setting(32, "rollouts per PPO update per device (paper: 32)")
-    steps: int = setting(200, "PPO updates (paper: 200); episodes = steps x batch_size x grad accumulation")
-    mini_batches: int = setting(1, "mini-batches per PPO update")
-    ppo_epochs: int = setting(4, "optimisation epochs over each rollout batch")
+    per_device_train_batch_size: int = setting(32, "rollouts per PPO update per device (paper: 32; was batch_size)")
+    max_steps: int = setting(200, "PPO updates (paper: 200; was steps); -1 = num_train_epochs passes over the prompts")
+    total_episodes: int | None = setting(None, "TRL's run length in rollouts; when set it replaces max_steps: updates = "
+                                         "ceil(total_episodes / (per_device_train_batch_size x gradient_accumulation_steps))")
+    num_mini_batches: int = setting(1, "mini-batches per PPO update (was mini_batches)")
+    num_ppo_epochs: int = setting(4, "optimisation epochs over each rollout batch (was ppo_epochs)")
     kl_coef: float = setting(0.05, "KL penalty coefficient (beta) against the reference policy")
     kl_estimator: str = setting("k1", "k1 | k3")
     response_length: int = setting(64, "max new tokens per rollout")
     temperature: float = setting(0.7, "sampling temperature for rollouts")
-    stop_at_eos: bool = setting(True, "truncate rollouts at the first EOS")
+    stop_token: str | None = setting("eos", "eos: truncate rollouts at the first EOS; none: always generate "
+                                     "response_length tokens (TRL's default; was stop_at_eos)")
     missing_eos_penalty: float | None = setting(None, "subtract this from the score of rollouts that never emit EOS")
     whiten_rewards: bool = setting(False, "whiten rewards (needs mini-batch >= 8)")
     cliprange: float = setting(0.2, "policy clip range")
@@ -160,30 +200,62 @@ class PPOConfig(TrainCommon):
     vf_coef: float = setting(0.1, "value loss coefficient")
     gamma: float = setting(1.0, "discount")
     lam: float = setting(0.95, "GAE lambda")
-    rollout_forward_batch_size: int = setting(16, "sequences per no-grad forward in the rollout phase")
+    local_rollout_forward_batch_size: int = setting(16, "sequences per no-grad forward in the rollout phase "
+                                                    "(was rollout_forward_batch_size)")
     max_prompt_tokens: int | None = setting(256, "keep the first N prompt tokens (rendered query); None = no cut")
     warmup_steps: int = setting(0, "linear warm-up steps")
     logging_steps: int = setting(1, "log metrics every N PPO updates")
 
     kind = "ppo"
+    ALIASES = {**TrainCommon.ALIASES, "policy": "sft_model_path", "reward_model": "reward_model_path",
+               "steps": "max_steps", "mini_batches": "num_mini_batches", "ppo_epochs": "num_ppo_epochs",
+               "rollout_forward_batch_size": "local_rollout_forward_batch_size",
+               "stop_at_eos": Alias("stop_token", convert=_stop_token, old_type=bool)}
+    HINTS = {**_HINTS, "model_name_or_path": "use sft_model_path (the policy)", "stop_token_id": "use stop_token: eos"}
 
     def _required(self):
-        return ("policy", "reward_model") + super()._required()
+        return ("sft_model_path", "reward_model_path") + super()._required()
+
+    @property
+    def local_batch(self) -> int:
+        """Rollouts per PPO update on this device (TRL's local_batch_size)."""
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps
+
+    def episodes(self, n_prompts: int) -> int:
+        """TRL's total_episodes for a run over `n_prompts` prompts: total_episodes, else max_steps
+        updates, else num_train_epochs passes over the prompts (TRL's rule)."""
+        if self.total_episodes:
+            return self.total_episodes
+        if self.max_steps > 0:
+            return self.max_steps * self.local_batch
+        return max(1, int(self.num_train_epochs * n_prompts))
+
+    def updates(self, n_prompts: int | None = None) -> int | None:
+        """PPO updates the run makes (ceil(episodes / local batch)); None when that needs `n_prompts`."""
+        if n_prompts is None and not self.total_episodes and self.max_steps < 1:
+            return None
+        return -(-self.episodes(n_prompts or 0) // self.local_batch)
 
     def validate(self) -> None:
         super().validate()
-        for name in ("steps", "mini_batches", "ppo_epochs", "response_length", "rollout_forward_batch_size"):
+        for name in ("num_mini_batches", "num_ppo_epochs", "response_length", "local_rollout_forward_batch_size"):
             _positive(self, name)
+        if self.total_episodes is not None:
+            _positive(self, "total_episodes")
         _choice(self, "kl_estimator", ("k1", "k3"))
+        if self.stop_token not in ("eos", None):
+            raise SeamError(f"stop_token must be eos or none, got {self.stop_token!r}")
         if self.kl_coef < 0:
             raise SeamError(f"kl_coef must be >= 0, got {self.kl_coef}")
         if not self.temperature > 0:
             raise SeamError(f"temperature must be > 0 for PPO rollouts, got {self.temperature}")
-        local = self.batch_size * self.gradient_accumulation_steps
-        if local % self.mini_batches:
-            raise SeamError(f"batch_size x gradient_accumulation_steps ({local}) must be a multiple of mini_batches ({self.mini_batches})")
-        if self.whiten_rewards and local // self.mini_batches < 8:
-            raise SeamError("whiten_rewards needs at least 8 rollouts per mini-batch; raise batch_size or turn it off")
+        local = self.local_batch
+        if local % self.num_mini_batches:
+            raise SeamError(f"per_device_train_batch_size x gradient_accumulation_steps ({local}) must be a multiple "
+                            f"of num_mini_batches ({self.num_mini_batches})")
+        if self.whiten_rewards and local // self.num_mini_batches < 8:
+            raise SeamError("whiten_rewards needs at least 8 rollouts per mini-batch; raise per_device_train_batch_size "
+                            "or turn it off")
 
 
 TRAIN_CONFIGS: dict[str, type[TrainCommon]] = {"sft": SFTConfig, "rm": RMConfig, "ppo": PPOConfig}

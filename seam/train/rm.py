@@ -71,7 +71,7 @@ def train_rm(cfg: RMConfig, metrics_callback: MetricsCallback | None = None,
         peft = lora_config(cfg, "SEQ_CLS")  # SEQ_CLS also trains and saves the score head (modules_to_save)
 
     run.create()
-    recorder, callbacks = make_callbacks(run, metrics_callback, should_stop, _steps(train.rows, cfg), cfg.quiet)
+    recorder, callbacks = make_callbacks(run, metrics_callback, should_stop, _steps(train.rows, cfg), cfg.disable_tqdm)
     trainer = RewardTrainer(model=model, args=args, train_dataset=train.dataset,
                             eval_dataset=evals.dataset if evals else None, processing_class=tok,
                             peft_config=peft, callbacks=callbacks)

@@ -13,7 +13,7 @@ from .models import load_causal_lm
 def _steps(n_rows: int, cfg) -> int:
     if cfg.max_steps > 0:
         return cfg.max_steps
-    per_epoch = -(-n_rows // (cfg.batch_size * cfg.gradient_accumulation_steps))
+    per_epoch = -(-n_rows // (cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps))
     return max(1, int(per_epoch * cfg.num_train_epochs + 0.999999))
 
 
@@ -44,7 +44,7 @@ def train_sft(cfg: SFTConfig, metrics_callback: MetricsCallback | None = None,
                         dataset_num_proc=None, completion_only_loss=None)
 
     run.create()
-    recorder, callbacks = make_callbacks(run, metrics_callback, should_stop, _steps(train.rows, cfg), cfg.quiet)
+    recorder, callbacks = make_callbacks(run, metrics_callback, should_stop, _steps(train.rows, cfg), cfg.disable_tqdm)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train.dataset,
                          eval_dataset=evals.dataset if evals else None, processing_class=tok,
                          peft_config=lora_config(cfg, "CAUSAL_LM") if cfg.lora else None, callbacks=callbacks)
