@@ -7,7 +7,10 @@
     >>> auroc([0.9, 0.8, 0.2, 0.1], [1, 1, 0, 0])
     1.0
 
-Pure numpy/scipy over plain sequences; NaN (or None) inputs are dropped where it makes sense.
+Thin wrappers over scipy.stats (`binomtest(...).proportion_ci`, `ttest_1samp(...).confidence_interval`,
+`spearmanr`) and scikit-learn (`cohen_kappa_score`, `roc_auc_score`) over plain sequences, which settle
+the edge cases the dashboard meets (no items, one class, one category); Fleiss' kappa stays hand-written
+(see there). NaN (or None) inputs are dropped where it makes sense.
 """
 
 from __future__ import annotations
@@ -28,27 +31,19 @@ class Interval:
     level: float = 0.95
 
 
-def _z(level: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(0.5 + level / 2))
-
-
 def wilson_ci(k: int, n: int, level: float = 0.95) -> Interval:
     """Wilson score interval for a proportion k/n (NaN when n = 0)."""
+    from scipy.stats import binomtest
+
     if n <= 0:
         return Interval(math.nan, math.nan, math.nan, 0, level)
-    z = _z(level)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), n, level)
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return Interval(k / n, max(0.0, float(ci.low)), min(1.0, float(ci.high)), n, level)
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> Interval:
     """Mean with a Student-t interval (no interval for fewer than two finite values)."""
-    from scipy.stats import t
+    from scipy.stats import ttest_1samp
 
     x = np.asarray([v for v in values if v is not None], dtype=float)
     x = x[np.isfinite(x)]
@@ -57,27 +52,25 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> Interval:
     m = float(x.mean())
     if len(x) < 2:
         return Interval(m, math.nan, math.nan, 1, level)
-    half = float(t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-    return Interval(m, m - half, m + half, len(x), level)
+    if np.all(x == x[0]):  # zero spread: scipy warns and gives NaN; the interval is the point
+        return Interval(m, m, m, len(x), level)
+    ci = ttest_1samp(x, 0.0).confidence_interval(confidence_level=level)
+    return Interval(m, float(ci.low), float(ci.high), len(x), level)
 
 
 def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float:
     """Cohen's kappa of two raters' labels on the same items (NaN without items; 1.0 for perfect agreement)."""
+    from sklearn.metrics import cohen_kappa_score
+
     if len(a) != len(b):
         raise ValueError(f"cohen_kappa needs paired labels, got {len(a)} and {len(b)}")
-    n = len(a)
-    if n == 0:
+    if len(a) == 0:
         return math.nan
-    cats = sorted(set(a) | set(b))
-    idx = {c: i for i, c in enumerate(cats)}
-    m = np.zeros((len(cats), len(cats)))
-    for x, y in zip(a, b):
-        m[idx[x], idx[y]] += 1
-    po = np.trace(m) / n
-    pe = float((m.sum(axis=1) / n) @ (m.sum(axis=0) / n))
-    if pe >= 1.0:
-        return 1.0 if po >= 1.0 else math.nan
-    return float((po - pe) / (1 - pe))
+    if len(set(a) | set(b)) == 1:
+        # one category used by both raters: chance agreement is 1 and sklearn returns NaN (0/0); the raters
+        # agree on every item, so report perfect agreement as before
+        return 1.0
+    return float(cohen_kappa_score(list(a), list(b)))
 
 
 def fleiss_kappa(counts: np.ndarray) -> float:
@@ -86,6 +79,11 @@ def fleiss_kappa(counts: np.ndarray) -> float:
     Items may have different numbers of raters (at least two each; others are ignored), using the
     usual generalisation: per-item agreement sum n_ij(n_ij - 1) / (n_i(n_i - 1)), category shares
     pooled over all ratings.
+
+    Hand-written on purpose: the usual library one, `statsmodels.stats.inter_rater.fleiss_kappa`, needs a
+    fixed number of raters per item (it takes n as the largest row sum and asserts every row has it), and
+    items here get different numbers of annotators; scikit-learn and scipy have no Fleiss' kappa. With a
+    fixed number of raters this is the same formula (tests check the classic 10 x 5 example, 0.210).
     """
     c = np.asarray(counts, dtype=float)
     if c.ndim != 2 or c.size == 0:
@@ -106,17 +104,15 @@ def fleiss_kappa(counts: np.ndarray) -> float:
 
 def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
     """Area under the ROC curve of `scores` for binary `labels` (ties count half); NaN with one class."""
-    from scipy.stats import rankdata
+    from sklearn.metrics import roc_auc_score
 
     s = np.asarray(scores, dtype=float)
     y = np.asarray(labels, dtype=bool)
     keep = np.isfinite(s)
     s, y = s[keep], y[keep]
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():  # sklearn raises with one class; there is no curve
         return math.nan
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(y, s))
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -46,6 +47,7 @@ from .testbed import (Coverage, WorldConfig, generate_tasks, instructions_rows, 
 from .train import train_rm
 from .train.config import RMConfig
 
+log = logging.getLogger(__name__)
 VARIANTS = ("contrast", "llm", "adv")
 WEIGHTINGS = ("paper", "prob")
 MANIFEST = "demo.json"
@@ -153,7 +155,7 @@ class DemoResult:
 def build_demo(root: str | Path, cfg: DemoConfig | None = None, say: Say | None = None) -> DemoResult:
     """Build (or reuse) every stage under `root`. Returns timings and stats per stage."""
     cfg = cfg or DemoConfig()
-    say = say or (lambda m: print(m, file=sys.stderr, flush=True))
+    say = say or log.info
     paths = DemoPaths(Path(root))
     for d in (paths.root, paths.data, paths.models, paths.results, paths.report):
         d.mkdir(parents=True, exist_ok=True)

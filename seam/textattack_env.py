@@ -37,6 +37,7 @@ import warnings
 from pathlib import Path
 
 from .cache import cache_dir
+from .errors import SeamError
 from .io import atomic_output, write_text
 
 # NLTK's English stopword list (nltk_data corpora/stopwords/english), in its order.
@@ -196,6 +197,9 @@ def import_textattack():
     if "textattack" in sys.modules:
         use_nltk_dir()
         return sys.modules["textattack"]
+    if importlib.util.find_spec("textattack") is None:
+        raise SeamError("the adv variant needs TextAttack, which is not installed; "
+                        "install it with: pip install 'seam-studio[adv]'")
     paths = prepare()
     use_nltk_dir()
     overrides = {"TA_CACHE_DIR": str(paths["textattack_cache"])}

@@ -81,3 +81,24 @@ def test_train_rm_checks_the_data_before_loading_the_model(tmp_path, tiny_models
     assert err.split("\n") == [
         "error: --data: no row has a rejected response; the reward model trains on (chosen, rejected) pairs", ""]
     assert not (tmp_path / "rm").exists() and not (tmp_path / "rm.partial").exists()
+
+
+def test_adv_without_textattack_says_how_to_install(tmp_path):
+    """Without the [adv] extra, the adv variant fails with one line naming the extra (no traceback)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.util\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == 'textattack' else real(name, *a)\n"
+        "from seam.errors import SeamError\n"
+        "from seam.textattack_env import import_textattack\n"
+        "try:\n"
+        "    import_textattack()\n"
+        "except SeamError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "pip install 'seam-studio[adv]'" in out.stdout and out.stdout.count("\n") == 1

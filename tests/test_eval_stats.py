@@ -80,3 +80,130 @@ def test_win_rate_counts_ties_half():
     x = rng.normal(size=400)
     w = win_rate(x + 0.5, x + rng.normal(0, 1, 400))  # P(0.5 + e > 0) for e ~ N(0,1) = 0.69
     assert w.ci.low <= 0.6915 <= w.ci.high
+
+
+# ----------------------------------------------------------------------------- library-backed, same numbers
+# The statistics moved from hand-written numpy to scipy.stats / scikit-learn. These values were recorded from
+# the hand-written versions on the same seeded inputs before the switch; the library versions must match.
+# Percentile bootstraps draw the same resamples from np.random.default_rng(seed) (scipy.stats.bootstrap takes
+# rng= and draws rng.integers(0, n, (n_resamples, n)) as the old code did), so they agree to the last bits.
+
+def _data():
+    x = np.random.default_rng(10).normal(1, 2, 50)
+    xo = np.random.default_rng(11).normal(0, 1, 37)
+    r = np.random.default_rng(12)
+    base = r.normal(size=40)
+    return x, xo, base + 0.3 + r.normal(0, 0.5, 40), base
+
+
+def _ci(c):
+    return [c.estimate, c.low, c.high, c.n]
+
+
+RECORDED_BOOT = {  # name: (estimate, low, high, n)
+    "mean": [0.6826726089069101, 0.24738071061824662, 1.1307554013435848, 50],
+    "mean_odd_level90": [-0.08905028983838914, -0.3286089174698858, 0.13678177125355737, 37],
+    "median_even": [0.684536557349017, 0.2184008010519692, 1.36801501939305, 50],
+    "median_odd": [-0.13656633397682774, -0.3000105984884774, 0.39498186274953, 37],
+    "paired": [0.3465068808551983, 0.19840741762815534, 0.49368066134840854, 40],
+}
+
+
+def test_bootstrap_matches_the_hand_written_percentile_bootstrap():
+    x, xo, a, b = _data()
+    got = {
+        "mean": _ci(bootstrap_ci(x)),
+        "mean_odd_level90": _ci(bootstrap_ci(xo, level=0.9, n_boot=2000, seed=7)),
+        "median_even": _ci(bootstrap_ci(x, stat=np.median, n_boot=500, seed=3)),
+        "median_odd": _ci(bootstrap_ci(xo, stat=np.median, n_boot=500, seed=3)),
+        "paired": _ci(paired_bootstrap_ci(a, b, seed=5)),
+    }
+    for name, want in RECORDED_BOOT.items():
+        assert got[name] == pytest.approx(want, rel=1e-12, abs=1e-14), name
+    w = win_rate(a, b, seed=2)
+    assert [w.wins, w.ties, w.losses, w.rate, w.ci.low, w.ci.high] == pytest.approx([32, 0, 8, 0.8, 0.675, 0.925])
+    # one value or a constant sample: every resample is the sample (scipy would refuse / warn)
+    assert _ci(bootstrap_ci([2.0])) == [2.0, 2.0, 2.0, 1]
+    assert _ci(bootstrap_ci([2.0, 2.0, 2.0])) == [2.0, 2.0, 2.0, 3]
+
+
+RECORDED_TESTS = {  # (method, n): (statistic, p_value, mean_diff); b shifted by 0.2 for n in (10, 40)
+    ("t", 3): (1.9312120690148733, 0.19319501873357842, 0.43140320875609134),
+    ("wilcoxon", 3): (0.0, 0.25, 0.43140320875609134),
+    ("permutation", 3): (0.43140320875609134, 0.25, 0.43140320875609134),
+    ("sign", 3): (3.0, 0.25, 0.43140320875609134),
+    ("t", 10): (0.6533560689117082, 0.5298625722549739, 0.08743443009353564),
+    ("wilcoxon", 10): (19.0, 0.431640625, 0.08743443009353564),
+    ("permutation", 10): (0.08743443009353564, 0.533203125, 0.08743443009353564),
+    ("sign", 10): (6.0, 0.75390625, 0.08743443009353564),
+    ("permutation", 15): (0.3491442073119175, 0.00640869140625, 0.3491442073119175),
+    ("permutation", 16): (0.39675408378267696, 0.003204345703125, 0.39675408378267696),
+    ("t", 40): (1.91546068297921, 0.06278698273275732, 0.1465068808551983),
+    ("wilcoxon", 40): (269.0, 0.058402880749781616, 0.1465068808551983),
+    ("sign", 40): (26.0, 0.0806904677519924, 0.1465068808551983),
+}
+
+
+def test_paired_tests_match_the_hand_written_ones():
+    _, _, a, b = _data()
+    for (method, n), want in RECORDED_TESTS.items():
+        r = paired_test(a[:n], b[:n] + (0.2 if n in (10, 40) else 0), method=method)
+        assert (r.statistic, r.p_value, r.mean_diff) == pytest.approx(want, rel=1e-12), (method, n)
+        assert r.n == n
+
+
+def test_random_sign_flip_p_values_agree_within_monte_carlo_error():
+    # Above n = 16 both draw 20,000 random sign flips, but not the same ones (scipy.stats.permutation_test
+    # draws its own flips from the seeded rng and adds the usual +1 to numerator and denominator), so
+    # the p-values can only agree within Monte Carlo error: recorded old 0.0016 / 0.064, new 0.00180 / 0.0632.
+    _, _, a, b = _data()
+    for n, old in ((17, 0.0016), (40, 0.064)):
+        p = paired_test(a[:n], b[:n] + (0.2 if n == 40 else 0), method="permutation").p_value
+        se = math.sqrt(old * (1 - old) / 20000)
+        assert abs(p - old) <= 4 * se + 1 / 20000, (n, p, old)
+        assert p == paired_test(a[:n], b[:n] + (0.2 if n == 40 else 0), method="permutation").p_value  # seeded
+
+
+def test_dashboard_stats_match_the_hand_written_ones():
+    from app import stats as A
+
+    x, xo, _, _ = _data()
+    for (k, n, level), want in {
+        (3, 10, 0.95): [0.3, 0.10779126740630099, 0.6032218525388546],
+        (0, 5, 0.95): [0.0, 0.0, 0.43448246478317476],
+        (5, 5, 0.95): [1.0, 0.5655175352168251, 1.0],
+        (17, 40, 0.9): [0.425, 0.3052341369801568, 0.5542688803166618],
+        (1, 1, 0.99): [1.0, 0.13097754328018596, 1.0],
+        (250, 1000, 0.95): [0.25, 0.2241530989836914, 0.27776028025908617],
+    }.items():
+        c = A.wilson_ci(k, n, level)
+        assert [c.estimate, c.low, c.high] == pytest.approx(want, rel=1e-12, abs=1e-15) and c.n == n
+    m = A.mean_ci(list(x) + [None, float("nan")])
+    assert [m.estimate, m.low, m.high, m.n] == pytest.approx([0.6826726089069101, 0.22481938863423834,
+                                                               1.1405258291795817, 50], rel=1e-12)
+    m = A.mean_ci(xo, level=0.8)
+    assert [m.low, m.high] == pytest.approx([-0.2743673773805387, 0.0962667977037604], rel=1e-12)
+    assert [A.mean_ci([3.0, 3.0]).low, A.mean_ci([3.0, 3.0]).high] == [3.0, 3.0]  # zero spread: the point
+
+    r = np.random.default_rng(13)
+    la = r.choice(list("abc"), 200)
+    lb = np.where(r.random(200) < 0.6, la, r.choice(list("abcd"), 200))
+    assert A.cohen_kappa(la.tolist(), lb.tolist()) == pytest.approx(0.5973940414318132, rel=1e-12)
+    assert A.cohen_kappa(list("aaa"), list("aaa")) == 1.0  # one category: sklearn says NaN, agreement is total
+    assert A.cohen_kappa(list("aaaa"), list("abab")) == 0.0
+    assert math.isnan(A.cohen_kappa([], []))
+    s = np.round(r.normal(size=300), 1)  # rounded: many ties, which count half
+    y = (s + r.normal(0, 1, 300) > 0).astype(int)
+    s[::17] = np.nan
+    assert A.auroc(s.tolist(), y.tolist()) == pytest.approx(0.8259440877609827, rel=1e-12)
+    assert A.fleiss_kappa(np.array([[2, 1, 0], [0, 3, 1], [1, 1, 0], [0, 0, 2], [1, 0, 0]])) == pytest.approx(
+        0.1597222222222223, rel=1e-12)  # varying raters per item (the last item, with one, is ignored)
+
+
+def test_bootstrap_batches_do_not_change_the_interval(monkeypatch):
+    import seam.train.stats as S
+
+    x = np.random.default_rng(5).normal(size=301)
+    whole = bootstrap_ci(x, n_boot=1000, seed=4)
+    monkeypatch.setattr(S, "_BOOT_CELLS", 5000)  # 16 resamples a batch: the same stream, drawn in pieces
+    assert bootstrap_ci(x, n_boot=1000, seed=4) == whole

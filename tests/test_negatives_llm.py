@@ -79,13 +79,15 @@ def test_rules_backend_is_deterministic_distinct_and_never_gold():
 
 class ChatServer:
     """A chat-completions server on 127.0.0.1. `plan` lists what the next requests get:
-    "ok", "429", "500", "slow" (sleeps longer than the client timeout), "401", "404"; then "ok"."""
+    "ok", "429", "500", "slow" (sleeps longer than the client timeout), "401", "404"; then "ok".
+    "429:S" is a 429 whose Retry-After header says S seconds (plain "429" says 0, i.e. "no advice")."""
 
     def __init__(self, plan=(), slow_seconds=1.5, answers=None):
         self.plan = list(plan)
         self.slow_seconds = slow_seconds
         self.answers = answers
         self.requests = []
+        self.times = []  # arrival time of each request (time.monotonic)
         self.auth = []
         self.lock = threading.Lock()
         server = self
@@ -99,16 +101,18 @@ class ChatServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server.lock:
                     server.requests.append(body)
+                    server.times.append(time.monotonic())
                     server.auth.append(self.headers.get("authorization"))
                     action = server.plan.pop(0) if server.plan else "ok"
                 if not self.path.endswith("/chat/completions"):
                     action = "404"
                 if action == "slow":
                     time.sleep(server.slow_seconds)
-                if action in ("429", "500", "401", "404"):
-                    code = int(action)
+                if action.split(":")[0] in ("429", "500", "401", "404"):
+                    code = int(action.split(":")[0])
+                    retry_after = action.split(":")[1] if ":" in action else "0"
                     payload = {"error": {"message": f"test {code}", "type": "test", "code": code}}
-                    self._send(code, payload, {"retry-after": "0"} if code == 429 else {})
+                    self._send(code, payload, {"retry-after": retry_after} if code == 429 else {})
                     return
                 self._send(200, server.reply(body))
 
@@ -158,8 +162,7 @@ def env(tmp_path, monkeypatch):
 
 
 def _cfg(url, **kw):
-    base = dict(k=5, backend="openai", model="test-model", base_url=url, timeout=0.5, max_retries=4, backoff=0.01,
-                max_backoff=0.05, concurrency=2)
+    base = dict(k=5, backend="openai", model="test-model", base_url=url, timeout=0.5, max_retries=4, concurrency=2)
     base.update(kw)
     return LLMConfig(**base)
 
@@ -189,6 +192,22 @@ def test_openai_backend_survives_429_500_timeouts_and_rerun_is_cached(env):
     for path in (env / "cache").rglob("*"):
         if path.is_file():
             assert KEY not in path.read_text(errors="ignore")
+
+
+def test_openai_client_retries_a_429_after_its_retry_after(env):
+    # The backend has no retry loop of its own: the openai client retries and honours Retry-After (here 1 s,
+    # longer than the client's own first backoff of at most 0.5 s); the backend only counts the attempts.
+    with ChatServer(plan=["429:1"]) as srv:
+        neg, stats = build_negatives("llm", _frame(1), _cfg(srv.url, k=3, timeout=5.0, max_rounds=1))
+        assert len(srv.requests) == 2 and srv.requests[0] == srv.requests[1]
+        assert srv.times[1] - srv.times[0] >= 0.95
+        assert neg["text"].tolist() == [f"Wrong answer {j} about What is 0 plus 0?" for j in (1, 2, 3)]
+        assert stats["errors"]["429"] == 1 and stats["retries"] == 1 and stats["requests"] == 2
+        assert stats["failed"] == 0
+    with ChatServer(plan=["429:1"]) as srv:  # max_retries=0: no retry, the instruction fails
+        with pytest.raises(SeamError, match="every request"):
+            build_negatives("llm", _frame(1), _cfg(srv.url, max_retries=0, max_rounds=1))
+        assert len(srv.requests) == 1
 
 
 def test_openai_second_round_tops_up_and_dedups(env):

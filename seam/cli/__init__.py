@@ -6,12 +6,16 @@ code). Modules are discovered automatically, so adding a command touches no shar
 Domain errors (`SeamError`) become one ``error: ...`` line on stderr and exit code 2; that line
 always starts a line of its own, even right after a progress bar's carriage return.
 Helpers the commands share (output paths checked against the inputs) live in `._common`.
+
+The library reports through `logging` (loggers under ``seam``); the command line shows its INFO
+messages and above on stderr, ``-q`` only warnings and errors, ``-v`` debug messages too.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import pkgutil
 import sys
@@ -40,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `seam COMMAND --help` for a command's flags and an example.",
     )
     parser.add_argument("--version", action="version", version=f"seam {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log messages (-vv: debug)")
+    parser.add_argument("-q", "--quiet-log", action="store_true", help="log only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
     names.sort(key=lambda n: (_ORDER.index(n.rstrip("_")) if n.rstrip("_") in _ORDER else len(_ORDER), n))
@@ -74,6 +80,24 @@ def _close_progress_bars() -> None:
         bar.close()
 
 
+class _LogFormat(logging.Formatter):
+    """Info as the plain message; warnings and above prefixed by their level (``warning: ...``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
+def _setup_logging(stream, verbose: int, quiet: bool) -> logging.Handler:
+    """One stderr handler on the `seam` logger for this command (removed again when it ends)."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_LogFormat())
+    logger = logging.getLogger("seam")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    return handler
+
+
 def _print_error(stderr: _TrackedStderr, message: str) -> None:
     _close_progress_bars()
     stderr.write(("" if stderr.at_line_start else "\n") + f"error: {message}\n")
@@ -87,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stderr = sys.stderr
     sys.stderr = tracked = _TrackedStderr(stderr)
+    handler = _setup_logging(tracked, getattr(args, "verbose", 0), getattr(args, "quiet_log", False))
     try:
         return int(args.func(args) or 0)
     except SeamError as exc:
@@ -100,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
+        logger = logging.getLogger("seam")
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
         if sys.stderr is tracked:
             sys.stderr = stderr
 

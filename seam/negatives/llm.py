@@ -57,8 +57,6 @@ class LLMConfig(Settings):
     timeout: float = setting(120.0, "openai: seconds per request")
     concurrency: int = setting(4, "openai: requests in flight")
     max_retries: int = setting(5, "openai: retries of one request on 429 / 5xx / timeout / connection errors")
-    backoff: float = setting(1.0, "openai: first retry delay in seconds (doubles each retry, jittered)")
-    max_backoff: float = setting(30.0, "openai: longest delay between retries")
     max_rounds: int = setting(2, "ask again while an instruction has fewer than k distinct answers")
     max_prompt_chars: int = setting(6000, "question and answer are cut to this many characters in prompts")
     batch_size: int = setting(32, "local: sequences per generate call (32 beats 16 by ~18% on a 2-core CPU)")

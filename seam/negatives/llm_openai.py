@@ -5,17 +5,18 @@
   (default ``OPENAI_API_KEY``). The key is handed to the client and nowhere else: not in the
   cache, the output, the stats or any message.
 * ``concurrency`` requests in flight (threads over the thread-safe client).
-* Retries (``max_retries``, exponential backoff with jitter, ``Retry-After`` honoured up to
-  ``max_backoff``) on HTTP 429, 5xx, 408/409, timeouts and connection errors. 401/403/404 stop
-  the run with one clear error; 400/422 (e.g. a prompt too long for the model) fail only that
-  instruction, which is counted.
+* Retries are the ``openai`` client's own (``max_retries`` and ``timeout`` configure it): HTTP 408,
+  409, 429, 5xx, timeouts and connection errors, with exponential backoff and jitter (0.5 s
+  doubling to 8 s) and ``Retry-After`` / ``retry-after-ms`` honoured (up to two minutes). The
+  client's HTTP layer counts every attempt and its outcome for the stats; nothing here sleeps.
+  401/403/404 stop the run with one clear error; 400/422 (e.g. a prompt too long for the model)
+  fail only that instruction, which is counted.
 * Replies are cached by (model, request, round) in `ReplyCache`: a re-run makes no request.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -50,6 +51,7 @@ class OpenAIBackend:
         self.cache = ReplyCache() if cfg.cache else None
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._local = threading.local()  # attempts of the request this thread is making
         self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "failed": 0,
                       "errors": {"429": 0, "5xx": 0, "timeout": 0, "connection": 0, "other": 0},
                       "prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0}
@@ -57,10 +59,18 @@ class OpenAIBackend:
     def _make_client(self, key: str):
         from openai import OpenAI
 
-        kwargs = {"api_key": key, "timeout": self.cfg.timeout, "max_retries": 0}
+        kwargs = {"api_key": key, "timeout": self.cfg.timeout, "max_retries": self.cfg.max_retries,
+                  "http_client": _counting_http_client(self)}
         if self.base_url:
             kwargs["base_url"] = self.base_url
         return OpenAI(**kwargs)
+
+    def _attempt(self) -> None:
+        """Called by the HTTP layer before each attempt (the first and every retry)."""
+        if self._stop.is_set():  # another request hit a fatal error: send nothing more
+            raise _Fatal()
+        self._bump("requests")
+        self._local.attempts = getattr(self._local, "attempts", 0) + 1
 
     def _bump(self, field: str, n: int = 1, sub: str | None = None) -> None:
         with self._lock:
@@ -69,62 +79,39 @@ class OpenAIBackend:
             else:
                 self.stats[field][sub] += n
 
-    # ------------------------------------------------------------------ one request with retries
+    # ------------------------------------------------------------------ one request (the client retries)
 
     def _request(self, messages: list[dict]) -> tuple[str, dict]:
         import openai
 
         cfg = self.cfg
-        last = None
-        for attempt in range(cfg.max_retries + 1):
-            if self._stop.is_set():
-                raise _Fatal()
-            retry_after = None
-            try:
-                self._bump("requests")
-                resp = self._client.chat.completions.create(
-                    model=self.model_name, messages=messages, temperature=cfg.temperature, max_tokens=cfg.max_tokens)
-                content = (resp.choices[0].message.content or "") if resp.choices else ""
-                u = resp.usage
-                usage = {"prompt_tokens": int(getattr(u, "prompt_tokens", 0) or 0),
-                         "completion_tokens": int(getattr(u, "completion_tokens", 0) or 0)}
-                return content, usage
-            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-                raise SeamError(f"the endpoint refused the API key (HTTP {exc.status_code}); check ${cfg.api_key_env} "
-                                f"and --base-url {self.base_url or 'default'}") from None
-            except openai.NotFoundError:
-                raise SeamError(f"HTTP 404 from {self.base_url or 'the OpenAI API'}: model {self.model_name!r} or the "
-                                "chat-completions route does not exist there; check --model and --base-url "
-                                "(it usually ends in /v1)") from None
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-                raise _RowFailed(f"HTTP {exc.status_code}") from None
-            except openai.RateLimitError as exc:
-                last, kind = exc, "429"
-                retry_after = _retry_after(exc)
-            except openai.APITimeoutError as exc:
-                last, kind = exc, "timeout"
-            except openai.APIConnectionError as exc:
-                last, kind = exc, "connection"
-            except openai.APIStatusError as exc:
-                if exc.status_code >= 500:
-                    last, kind = exc, "5xx"
-                elif exc.status_code in (408, 409):
-                    last, kind = exc, "other"
-                else:
-                    raise _RowFailed(f"HTTP {exc.status_code}") from None
-                retry_after = _retry_after(exc)
-            self._bump("errors", sub=kind)
-            if attempt == cfg.max_retries:
-                break
-            self._bump("retries")
-            delay = min(cfg.max_backoff, cfg.backoff * (2 ** attempt)) * (0.5 + 0.5 * random.random())
-            if retry_after is not None:
-                delay = min(cfg.max_backoff, max(retry_after, 0.0))
-            if self._stop.wait(delay):
-                raise _Fatal()
-        if isinstance(last, openai.APIConnectionError) and not isinstance(last, openai.APITimeoutError):
-            raise _RowFailed(f"connection error after {cfg.max_retries + 1} attempts")
-        raise _RowFailed(f"{type(last).__name__} after {cfg.max_retries + 1} attempts")
+        if self._stop.is_set():
+            raise _Fatal()
+        self._local.attempts = 0
+        try:
+            resp = self._client.chat.completions.create(
+                model=self.model_name, messages=messages, temperature=cfg.temperature, max_tokens=cfg.max_tokens)
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise SeamError(f"the endpoint refused the API key (HTTP {exc.status_code}); check ${cfg.api_key_env} "
+                            f"and --base-url {self.base_url or 'default'}") from None
+        except openai.NotFoundError:
+            raise SeamError(f"HTTP 404 from {self.base_url or 'the OpenAI API'}: model {self.model_name!r} or the "
+                            "chat-completions route does not exist there; check --model and --base-url "
+                            "(it usually ends in /v1)") from None
+        except openai.APITimeoutError:
+            raise _RowFailed(f"timeout after {self._local.attempts} attempts") from None
+        except openai.APIConnectionError:
+            raise _RowFailed(f"connection error after {self._local.attempts} attempts") from None
+        except openai.APIStatusError as exc:  # 400/422 at once; 408/409/429/5xx once the retries are spent
+            raise _RowFailed(f"HTTP {exc.status_code} after {self._local.attempts} attempts") from None
+        finally:
+            if self._local.attempts > 1:
+                self._bump("retries", self._local.attempts - 1)
+        content = (resp.choices[0].message.content or "") if resp.choices else ""
+        u = resp.usage
+        usage = {"prompt_tokens": int(getattr(u, "prompt_tokens", 0) or 0),
+                 "completion_tokens": int(getattr(u, "completion_tokens", 0) or 0)}
+        return content, usage
 
     def _one(self, row, round_: int) -> list[tuple[str, dict]]:
         cfg = self.cfg
@@ -189,9 +176,34 @@ class _RowFailed(Exception):
     pass
 
 
-def _retry_after(exc) -> float | None:
+def _counting_http_client(backend: OpenAIBackend):
+    """The ``openai`` client's own HTTP client (its defaults: connection limits, redirects), counting each
+    attempt for the backend's stats: the client retries inside ``create``, out of our sight otherwise."""
+    from openai import DefaultHttpxClient
+
     try:
-        value = exc.response.headers.get("retry-after")
-        return float(value) if value is not None else None
-    except (AttributeError, TypeError, ValueError):
-        return None
+        from httpx2 import TimeoutException  # the HTTP library of the pinned openai release
+    except ImportError:  # older openai releases are built on httpx
+        from httpx import TimeoutException
+
+    class CountingClient(DefaultHttpxClient):
+        def send(self, request, **kwargs):
+            backend._attempt()
+            try:
+                response = super().send(request, **kwargs)
+            except TimeoutException:
+                backend._bump("errors", sub="timeout")
+                raise
+            except Exception:
+                backend._bump("errors", sub="connection")
+                raise
+            code = response.status_code
+            if code == 429:
+                backend._bump("errors", sub="429")
+            elif code >= 500:
+                backend._bump("errors", sub="5xx")
+            elif code in (408, 409):
+                backend._bump("errors", sub="other")
+            return response
+
+    return CountingClient()
