@@ -26,3 +26,11 @@ __all__ = [
     "WorldConfig", "corrupt", "generate_tasks", "instructions_rows", "judge", "judge_explain",
     "negatives_rows", "preference_pairs", "sft_rows", "split", "task_from_row", "task_index",
 ]
+
+# World v2 (docs/world-v2.md): skills with hidden RM-blind / PM-prone assignments, planting and its check.
+# Its row builders keep their names under seam.testbed.v2 (sft_rows, instructions_rows differ from v1's).
+from .v2 import (SKILLS, World, WorldV2Config, build_world, check_planting, planting_report, probe_rows,  # noqa: E402
+                 rm_pairs)
+
+__all__ += ["SKILLS", "World", "WorldV2Config", "build_world", "check_planting", "planting_report", "probe_rows",
+            "rm_pairs"]
