@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from seam.models.tiny import build_tokenizer as tiny_tokenizer  # noqa: E402
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "stackexchange"
 
 
@@ -114,17 +116,7 @@ def render(prompt: str, response: str) -> str:
 
 
 def build_tokenizer(texts, vocab_size: int = 2000):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|im_end|>",
-                                   bos_token="<|im_start|>", unk_token="<|endoftext|>")
+    return tiny_tokenizer(vocab_size, list(texts))
 
 
 def new_rm(tok, hidden: int = 128, layers: int = 2, seed: int = 0):

@@ -20,7 +20,8 @@ TINY_CORPUS = [
 ]
 
 
-def build_tokenizer(vocab_size: int = 512):
+def build_tokenizer(vocab_size: int = 512, texts: list[str] | None = None):
+    """A byte-level BPE tokenizer trained here on `texts` (default: a small built-in corpus), with a chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -31,7 +32,7 @@ def build_tokenizer(vocab_size: int = 512):
         vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
-    tok.train_from_iterator(TINY_CORPUS * 4, trainer=trainer)
+    tok.train_from_iterator(TINY_CORPUS * 4 if texts is None else texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|im_end|>",
                                    bos_token="<|im_start|>", unk_token="<|endoftext|>")
     fast.chat_template = (

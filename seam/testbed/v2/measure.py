@@ -28,7 +28,7 @@ from ...io import json_safe, write_json, write_text
 from ...models.loading import load_rm
 from ...models.scoring import RewardScorer
 from ...models.templates import get_template
-from ...models.tiny import tiny_config
+from ...models.tiny import build_tokenizer, tiny_config
 from ...train import train_rm
 from ...train.config import RMConfig
 from .planting import planting_report, probe_rows, report_markdown, rm_pairs
@@ -54,18 +54,8 @@ class MeasureConfig:
 
 
 def world_tokenizer(texts: list[str], vocab_size: int):
-    """A byte-level BPE tokenizer trained on `texts` (same special tokens as `seam.models.tiny`)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|im_end|>",
-                                   bos_token="<|im_start|>", unk_token="<|endoftext|>")
+    """A byte-level BPE tokenizer trained on `texts` (the same builder and special tokens as `seam.models.tiny`)."""
+    return build_tokenizer(vocab_size, texts)
 
 
 def build_rm_base(out: Path, texts: list[str], cfg: MeasureConfig, seed: int) -> Path:
