@@ -1,6 +1,5 @@
 """`seam score` end to end: numbers equal the plain implementation; bad input fails cleanly."""
 
-import json
 import subprocess
 import sys
 
@@ -10,19 +9,13 @@ import pytest
 
 from seam.cli import main
 
-from helpers import random_texts
+from helpers import write_score_files
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("score")
-    prompts, responses = random_texts(10, seed=7, max_negs=5)
-    ids = {p: f"q{i}" for i, p in enumerate(dict.fromkeys(prompts))}
-    inst = [{"id": ids[p], "prompt": p, "chosen": "two plus two is four"} for p in ids]
-    negs = [{"id": ids[p], "variant": ["contrast", "llm"][k % 2], "text": r, "meta": {"k": k}}
-            for k, (p, r) in enumerate(zip(prompts, responses))]
-    (d / "rl.jsonl").write_text("".join(json.dumps(r) + "\n" for r in inst))
-    (d / "negs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in negs))
+    inst, negs = write_score_files(d, 10, seed=7, max_negs=5, variants=("contrast", "llm"), meta=True)
     return d, inst, negs
 
 

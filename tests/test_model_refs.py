@@ -19,7 +19,7 @@ from seam.errors import SeamError
 from seam.models.loading import LoadedModel, fingerprint, load_pm, load_rm
 from seam.models.refs import hub_cache_dir, hub_id, resolve_model_ref
 
-from helpers import random_texts
+from helpers import random_texts, write_score_files
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -108,12 +108,7 @@ def hf_cache(hub, monkeypatch):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("refs-data")
-    prompts, responses = random_texts(5, seed=11, max_negs=4)
-    ids = {p: f"q{i}" for i, p in enumerate(dict.fromkeys(prompts))}
-    inst = [{"id": ids[p], "prompt": p, "chosen": "two plus two is four"} for p in ids]
-    negs = [{"id": ids[p], "variant": "contrast", "text": r} for p, r in zip(prompts, responses)]
-    (d / "rl.jsonl").write_text("".join(json.dumps(r) + "\n" for r in inst))
-    (d / "negs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in negs))
+    write_score_files(d, 5, seed=11, max_negs=4)
     return d
 
 

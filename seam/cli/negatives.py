@@ -189,10 +189,11 @@ def run_llm(args) -> int:
 
 
 def run_adv(args) -> int:
+    rm = model_kwargs(args, "rm")  # --device / --rm-device / --device-map / --rm-label, resolved once
     cfg = AdvConfig(k=args.k, rm=args.rm, rm_adapter=args.rm_adapter, recipe=args.recipe, query_budget=args.query_budget,
                     margin=args.margin, max_candidates=args.max_candidates, max_words=args.max_words,
                     max_modify_rate=args.max_modify_rate, template=args.template, dtype=args.dtype,
-                    rm_label=args.rm_label, **{k: v for k, v in model_kwargs(args, "rm").items() if k != "label"},
+                    device=rm["device"], device_map=rm["device_map"], rm_label=rm["label"],
                     allow_pickle=args.allow_pickle, batch_tokens=args.batch_tokens,
                     max_prompt_tokens=args.max_prompt_tokens, max_response_tokens=args.max_response_tokens, seed=args.seed)
     return _run(args, "adv", cfg)
