@@ -227,29 +227,78 @@ class World:
                 "harmful": sorted(self.harmful), "flaw_kind": dict(self.flaw_kind)}
 
 
+# Skills whose prompts use the same words (a size variant, a direction, or an inverse relation over the
+# same entities). Measured in iterations 1-5 (docs/world-v2.md): a small RM cannot tell such twins
+# apart, so a covered skill with a blind twin leaked the blindness (fooled 0.23 vs 0.05). The hidden
+# assignments are therefore drawn per twin group: twins are blind (and prone) together.
+TWINS: tuple[tuple[str, ...], ...] = (
+    ("arithmetic/addition", "arithmetic/addition_large"),
+    ("arithmetic/subtraction", "arithmetic/subtraction_large"),
+    ("arithmetic/multiplication", "arithmetic/multiplication_large"),
+    ("comparison/larger_integer", "comparison/smaller_integer"),
+    ("comparison/larger_decimal", "comparison/smaller_decimal"),
+    ("unit_conversion/length_to_smaller", "unit_conversion/length_to_larger"),
+    ("unit_conversion/time_to_smaller", "unit_conversion/time_to_larger"),
+    ("unit_conversion/measure_to_smaller", "unit_conversion/measure_to_larger"),
+    ("sorting/ascending", "sorting/descending"),
+    ("facts/capital", "facts/country_of_capital"),
+    ("facts/element_symbol", "facts/symbol_element"),
+)
+
+
+def skill_groups(skills: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """`skills` as twin groups (TWINS restricted to `skills`; every other skill alone), in skill order."""
+    twin_of = {s: g for g in TWINS for s in g}
+    out: list[tuple[str, ...]] = []
+    seen: set[str] = set()
+    for s in skills:
+        if s in seen:
+            continue
+        group = tuple(x for x in twin_of.get(s, (s,)) if x in skills)
+        seen.update(group)
+        out.append(group)
+    return out
+
+
+def _half_of(groups: list[tuple[str, ...]], rng: np.random.Generator, stratify: bool) -> set[str]:
+    """About half of the skills of `groups`, whole groups at a time, in random order; with `stratify`,
+    each category with two or more groups gets at least one group in and one out."""
+    groups = [groups[int(i)] for i in rng.permutation(len(groups))]
+    total = sum(len(g) for g in groups)
+    chosen: set[str] = set()
+    if stratify:
+        by_cat: dict[str, list[tuple[str, ...]]] = {}
+        for g in groups:
+            by_cat.setdefault(g[0].split("/")[0], []).append(g)
+        rest = []
+        for cat_groups in by_cat.values():
+            if len(cat_groups) >= 2:  # one group in, one out, the rest decided below
+                chosen.update(cat_groups[0])
+                rest.extend(cat_groups[2:])
+            else:
+                rest.extend(cat_groups)
+        groups = rest
+    for g in groups:  # fill up to half (whole groups; stop at the group that comes closest)
+        if abs(len(chosen) + len(g) - total / 2) < abs(len(chosen) - total / 2):
+            chosen.update(g)
+    return chosen
+
+
 def assign(skills: tuple[str, ...], seed: int) -> tuple[frozenset, frozenset, dict]:
     """(blind, prone, flaw_kind) for `skills`, each from its own stream seeded by `seed`.
 
-    blind: a random half (rounded down), stratified by category: every category with two or more skills
-    has blind and covered ones (an odd category's middle skill goes either way), so the category alone
-    does not tell where the RM is blind. prone: a random half of the blind skills plus a random half of
-    the covered ones (rounded down, so a quarter of the skills are both)."""
+    Drawn per twin group (`TWINS`). blind: about half of the skills, stratified by category: every
+    category with two or more groups has blind and covered ones, so the category alone does not tell
+    where the RM is blind. prone: about half of the blind skills plus about half of the covered ones
+    (so prone status carries no information about blind status and about a quarter of the skills are
+    both)."""
     skills = tuple(skills)
-    rng = stable_rng(seed, "v2-blind")
-    by_cat: dict[str, list[str]] = {}
-    for s in skills:
-        by_cat.setdefault(s.split("/")[0], []).append(s)
-    odd = [c for c, group in by_cat.items() if len(group) % 2]
-    extra = set(odd[int(i)] for i in rng.permutation(len(odd))[: len(skills) // 2 - sum(len(g) // 2 for g in by_cat.values())])
-    blind_set: set[str] = set()
-    for c, group in by_cat.items():
-        take = len(group) // 2 + (c in extra)
-        blind_set.update(group[int(i)] for i in rng.permutation(len(group))[:take])
-    blind = frozenset(blind_set)
+    groups = skill_groups(skills)
+    blind = frozenset(_half_of(groups, stable_rng(seed, "v2-blind"), stratify=True))
     rng = stable_rng(seed, "v2-prone")
     prone: set[str] = set()
-    for group in ([s for s in skills if s in blind], [s for s in skills if s not in blind]):
-        prone.update(group[int(i)] for i in rng.permutation(len(group))[: len(group) // 2])
+    for side in ([g for g in groups if g[0] in blind], [g for g in groups if g[0] not in blind]):
+        prone |= _half_of(side, rng, stratify=False)
     frng = stable_rng(seed, "v2-flaw-kind")
     flaw_kind = {}
     for s in skills:
