@@ -20,13 +20,18 @@ TINY_CORPUS = [
 ]
 
 
-def build_tokenizer(vocab_size: int = 512, texts: list[str] | None = None):
-    """A byte-level BPE tokenizer trained here on `texts` (default: a small built-in corpus), with a chat template."""
+def build_tokenizer(vocab_size: int = 512, texts: list[str] | None = None, split_digits: bool = False):
+    """A byte-level BPE tokenizer trained here on `texts` (default: a small built-in corpus), with a chat template.
+
+    `split_digits`: every digit is its own token (as in the Llama tokenizers), so numbers are spelled
+    out digit by digit; a small policy learns arithmetic far more easily that way."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if split_digits:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), tok.pre_tokenizer])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],

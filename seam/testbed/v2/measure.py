@@ -74,10 +74,12 @@ def build_rm_base(out: Path, texts: list[str], cfg: MeasureConfig, seed: int) ->
     return out
 
 
-def measure_seed(seed: int, root: Path, cfg: MeasureConfig, say=print) -> dict:
-    root.mkdir(parents=True, exist_ok=True)
+def train_world_rm(world, root: Path, cfg: MeasureConfig, say=print):
+    """Write the world's RM pairs and probes under `root`, train the small RM on the pairs.
+
+    Returns (TrainResult, pairs, probes, world seconds)."""
     t0 = time.time()
-    world = build_world(WorldV2Config(seed=seed, tasks_per_skill=cfg.tasks_per_skill))
+    seed = world.seed
     pairs = rm_pairs(world, flip_rate=cfg.flip_rate, other_per_task=cfg.other_per_task,
                      surface_per_task=cfg.surface_per_task, balance_skills=cfg.balance_skills)
     probes = probe_rows(world)
@@ -93,11 +95,22 @@ def measure_seed(seed: int, root: Path, cfg: MeasureConfig, say=print) -> dict:
                       logging_steps=25, disable_tqdm=True)
     say(f"seed {seed}: {len(pairs)} pairs ({sum(p['meta']['flipped'] for p in pairs)} flipped), {len(probes)} probes; "
         f"training {cfg.epochs} epochs ...")
-    res = train_rm(rm_cfg)
+    return train_rm(rm_cfg), pairs, probes, t_world
+
+
+def planting_of(rm_dir, probes: list[dict]) -> tuple[dict, float]:
+    """The planting report of the RM in `rm_dir` on `probes` (scored as `seam score` scores), and its seconds."""
     t1 = time.time()
-    scorer = RewardScorer(load_rm(res.output_dir, device="cpu"), get_template("stackllama"), batch_tokens=8192)
+    scorer = RewardScorer(load_rm(rm_dir, device="cpu"), get_template("stackllama"), batch_tokens=8192)
     report = planting_report(lambda p, r: scorer.score(p, r), probes)
-    t_score = time.time() - t1
+    return report, time.time() - t1
+
+
+def measure_seed(seed: int, root: Path, cfg: MeasureConfig, say=print) -> dict:
+    root.mkdir(parents=True, exist_ok=True)
+    world = build_world(WorldV2Config(seed=seed, tasks_per_skill=cfg.tasks_per_skill))
+    res, pairs, probes, t_world = train_world_rm(world, root, cfg, say)
+    report, t_score = planting_of(res.output_dir, probes)
     report.update({
         "seed": seed, "config": asdict(cfg), "truth": world.truth(), "pairs": len(pairs),
         "flipped_pairs": int(sum(p["meta"]["flipped"] for p in pairs)), "rm_steps": res.steps,

@@ -1,0 +1,65 @@
+"""World v2's small policy tier: a causal LM trained from scratch on the world's SFT split, and its samples.
+
+SmolLM2 stays the policy of `make demo`; this tier exists so that the validation study can afford
+1,500+ instructions x n samples on 2 CPU cores. The policy is a `LlamaForCausalLM` from
+`seam.models.tiny.tiny_config` with a byte-level BPE tokenizer trained on the SFT text, digits
+split one per token (so a few layers can learn the arithmetic), fine-tuned with the project's own
+`seam.train.train_sft` (TRL SFTTrainer; loss on the response and EOS) and sampled with the
+project's batched `seam.train.eval.generate`, rendered with the same template as scoring.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from ...models.loading import load_pm
+from ...models.templates import get_template
+from ...models.tiny import build_tokenizer, tiny_config
+from ...train import train_sft
+from ...train.config import SFTConfig
+from ...train.eval import generate
+
+TEMPLATE = "stackllama"
+
+
+def build_causal_base(out: Path, texts: list[str], *, vocab_size: int, hidden: int, layers: int, heads: int,
+                      seed: int) -> Path:
+    """A fresh LlamaForCausalLM and its tokenizer (digits split), saved to `out`."""
+    import torch  # lazy: torch is heavy and only needed when a model is built
+    from transformers import LlamaForCausalLM
+
+    tok = build_tokenizer(vocab_size, texts, split_digits=True)
+    cfg = tiny_config(tok, hidden=hidden, layers=layers, heads=heads, kv_heads=max(1, heads // 2))
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(cfg)
+    shutil.rmtree(out, ignore_errors=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
+
+
+def train_policy(sft_file: Path, base: Path, out: Path, *, epochs: float, learning_rate: float, batch_size: int,
+                 seed: int):
+    """Full fine-tune of `base` on the SFT rows in `sft_file` (prompt, chosen); returns the TrainResult."""
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = SFTConfig(model=str(base), data=str(sft_file), output_dir=str(out), num_train_epochs=epochs,
+                    per_device_train_batch_size=batch_size, learning_rate=learning_rate, warmup_steps=20, seed=seed,
+                    device="cpu", report_to="none", max_length=256, logging_steps=50, disable_tqdm=True,
+                    template=TEMPLATE)
+    return train_sft(cfg)
+
+
+def sample_policy(pm_dir: Path, prompts: Sequence[str], n: int, *, temperature: float = 1.0, seed: int = 0,
+                  max_new_tokens: int = 64, batch_size: int = 256, progress=None) -> list[list[str]]:
+    """`n` samples per prompt at `temperature` (top-p 1, no top-k: the policy's own distribution).
+
+    All prompts x n go through one batched, length-sorted `generate`; sample j of prompt i is
+    ``out[i][j]``."""
+    loaded = load_pm(str(pm_dir), device="cpu")
+    template = get_template(TEMPLATE, loaded.tokenizer)
+    flat = [p for p in prompts for _ in range(n)]
+    texts = generate(loaded, flat, template, max_new_tokens=max_new_tokens, temperature=temperature, top_p=1.0,
+                     seed=seed, batch_size=batch_size, progress=progress)
+    return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]

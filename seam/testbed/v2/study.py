@@ -1,0 +1,392 @@
+"""The world-v2 validation study: does SEAM find the instructions where the RM and the PM disagree?
+
+    python -m seam.testbed.v2.study --seed 0 --dir /tmp/study-0
+
+Stages, in this order (each writes its files and is skipped on a re-run once finished):
+
+1. ``world``: the world (skills, splits, hidden assignments), the RL instructions with a held-out
+   rejected answer each (a flaw of a random kind: the preference data a lab would have), the SFT rows,
+   and the contrast corpus (every non-RL world task plus new tasks: ``corpus_factor`` x the RL set).
+2. ``rm``: the small RM trained on the planted pairs, and the planting check on held-out probes
+   (the study stops here when it fails, unless ``--keep-going``).
+3. ``pm``: the small policy trained from scratch on the SFT split (flaws planted in prone skills).
+4. ``label``: n policy samples per RL instruction at temperature 1, judged by the gold judge and
+   scored by the RM: the on-policy label S (`label.py`). Written under ``hidden/`` with the truth.
+5. ``negatives``: contrast (the corpus, band [0.8, 0.9]), llm (the rules backend of
+   `seam.negatives`: generic corruptions, neither the PM nor the testbed's flaw code) and adv (the
+   batched attack from the held-out rejected answers). None of them reads ``hidden/``.
+6. ``score``: SEAM per instruction, variant and weighting with the project's scoring engine, and the
+   PM log-likelihood of every golden answer (the perplexity baseline).
+7. ``report``: `report.evaluate` against the label; ``report/validation.{md,json}``.
+
+The world, the planting and the label are fixed before any SEAM score is computed; nothing is
+tuned on SEAM's result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...data import load_instructions, write_table
+from ...errors import SeamError
+from ...io import json_safe, write_json, write_text
+from ...models.loading import load_pm, load_rm
+from ...models.scoring import PolicyScorer, RewardScorer
+from ...models.templates import get_template
+from ...negatives import BUILDERS, build_negatives
+from ...score.config import ScoreConfig
+from ...score.pipeline import SeamScorer
+from ...settings import Settings, setting
+from ..task import Task
+from .flaws import applicable_kinds, flaw
+from .label import judge_samples, on_policy_label
+from .measure import MeasureConfig, planting_of, train_world_rm
+from .planting import report_markdown as planting_markdown
+from .planting import sft_rows
+from .predictors import predictors_for
+from .report import evaluate, report_markdown, write_report
+from .policy import TEMPLATE, build_causal_base, sample_policy, train_policy
+from .skills import SKILLS, World, WorldV2Config, build_world, instructions_rows, skill_tasks, stable_rng, task_skill
+
+STAGES = ("world", "rm", "pm", "label", "negatives", "score", "report")
+VARIANTS = ("contrast", "llm", "adv")
+WEIGHTINGS = ("paper", "prob")
+
+
+@dataclass
+class StudyConfig(Settings):
+    """Everything that defines one study run (the same config and seed give the same study)."""
+
+    seed: int = setting(0, "world seed: skills' tasks, splits, hidden assignments, every sampler")
+    tasks_per_skill: int = setting(150, "tasks per skill before the splits (facts skills have 28 to 50)")
+    fractions: tuple[float, ...] = setting((0.3, 0.05, 0.25, 0.4), "rm_train, rm_test, sft, rl shares per skill")
+    corpus_factor: float = setting(10.0, "new corpus tasks per RL instruction (contrast retrieves from the corpus)")
+    flip_rate: float = setting(0.5, "share of blind skills' surface pairs written flipped (flawed chosen)")
+    rm_epochs: float = setting(6.0, "RM training epochs")
+    rm_layers: int = setting(2, "RM transformer layers")
+    rm_hidden: int = setting(128, "RM hidden size")
+    sft_flaw_rate: float = setting(0.3, "share of SFT answers with the skill's flaw in prone skills")
+    sft_extra_per_skill: int = setting(150, "SFT tasks per skill beyond the world's SFT split (the policy needs more)")
+    pm_layers: int = setting(4, "policy transformer layers")
+    pm_hidden: int = setting(256, "policy hidden size")
+    pm_vocab: int = setting(1024, "policy tokenizer vocabulary (BPE, digits split)")
+    pm_epochs: float = setting(6.0, "policy SFT epochs")
+    pm_learning_rate: float = setting(2e-3, "policy SFT peak learning rate")
+    samples: int = setting(8, "policy samples per RL instruction for the label (even: two halves)")
+    temperature: float = setting(1.0, "sampling temperature of the label")
+    max_new_tokens: int = setting(64, "tokens per policy sample")
+    k_contrast: int = setting(30, "contrast negatives per instruction (paper: 30)")
+    band: tuple[float, float] = setting((0.8, 0.9), "contrast cosine band (paper: [0.8, 0.9])")
+    k_llm: int = setting(30, "llm (rules backend) negatives per instruction")
+    k_adv: int = setting(10, "adv negatives per instruction")
+    adv_budget: int = setting(120, "RM queries per instruction for the attack")
+    n_boot: int = setting(2000, "bootstrap draws for the intervals")
+    keep_going: bool = setting(False, "continue past a failed planting check (the report says it failed)")
+
+    def validate(self) -> None:
+        if self.samples < 2 or self.samples % 2:
+            raise SeamError(f"--samples {self.samples}: give an even number >= 2 (the label is split in halves)")
+        if self.corpus_factor < 0:
+            raise SeamError(f"--corpus-factor {self.corpus_factor}: must be >= 0")
+
+    def world_config(self) -> WorldV2Config:
+        return WorldV2Config(seed=self.seed, tasks_per_skill=self.tasks_per_skill, fractions=self.fractions)
+
+    def rm_config(self) -> MeasureConfig:
+        return MeasureConfig(tasks_per_skill=self.tasks_per_skill, flip_rate=self.flip_rate, epochs=self.rm_epochs,
+                             layers=self.rm_layers, hidden=self.rm_hidden)
+
+
+# ---------------------------------------------------------------- world-side data (testbed code)
+
+def rl_rows(world: World) -> list[dict]:
+    """The RL instructions, each with a held-out rejected answer: a flaw of a kind drawn uniformly from
+    every kind that applies to its skill (surface, copy, computation, content), never used in training."""
+    rows = instructions_rows(world.splits["rl"])
+    for row, task in zip(rows, world.splits["rl"]):
+        rng = stable_rng(world.seed, "v2-rl-rejected", task.id)
+        kinds = applicable_kinds(task_skill(task))
+        row["rejected"] = flaw(task, kinds[int(rng.integers(len(kinds)))], rng)
+        row["meta"] = {"category": row["meta"]["category"], "skill": row["meta"]["skill"],
+                       "answer": row["meta"]["answer"], "params": row["meta"]["params"], "source": row["meta"]["source"]}
+    return rows
+
+
+def _beyond_world(world: World, skill: str, skip: int, n: int, prefix: str) -> list[Task]:
+    """Tasks `skip` .. `skip + n` after the world's own in the skill's stream (fewer when it runs out), renamed."""
+    n_world = sum(task_skill(t) == skill for t in world.tasks)
+    more = skill_tasks(skill, n_world + skip + n, world.seed)[n_world + skip:]
+    return [Task(f"{prefix}-{t.id}", t.category, t.prompt, t.answer, t.golden, t.params) for t in more]
+
+
+def with_more_sft(world: World, extra_per_skill: int) -> World:
+    """The world with `extra_per_skill` more SFT tasks per skill (the first ones after the world's own
+    in each skill's stream; finite facts skills have none left). The policy needs more examples than
+    the RM to learn the skills; the hidden assignments and the other splits are unchanged."""
+    extra = [t for s in world.skills for t in _beyond_world(world, s, 0, extra_per_skill, "sft")]
+    splits = dict(world.splits, sft=world.splits["sft"] + extra)
+    return World(world.config, world.skills, world.blind, world.prone, world.flaw_kind, world.tasks + extra, splits)
+
+
+def corpus_rows(world: World, factor: float, skip: int = 0) -> list[dict]:
+    """Every world task outside the RL split, plus about `factor` x |RL| new tasks from the skills' own
+    streams (after the world's tasks and `skip` more: the extra SFT tasks; finite facts skills have
+    none left)."""
+    rl_ids = {t.id for t in world.splits["rl"]}
+    have = [t for t in world.tasks if t.id not in rl_ids]
+    per_skill = {s: sum(task_skill(t) == s for t in world.splits["rl"]) for s in world.skills}
+    extra = [t for s in world.skills for t in _beyond_world(world, s, skip, int(round(factor * per_skill[s])), "corpus")]
+    return instructions_rows(have + extra)
+
+
+# ---------------------------------------------------------------- stages
+
+class Study:
+    def __init__(self, cfg: StudyConfig, root: Path, say=print):
+        cfg.validate()
+        self.cfg, self.root, self.say = cfg, Path(root), say
+        self.state_file = self.root / "study.json"
+
+    # ---- bookkeeping
+    def _state(self) -> dict:
+        if self.state_file.exists():
+            return json.loads(self.state_file.read_text())
+        return {"config": self.cfg.to_dict(), "stages": {}}
+
+    def run(self, until: str = "report") -> dict:
+        for sub in ("data", "hidden", "models", "negatives", "results", "report", "work"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        state = self._state()
+        if state["config"] != json_safe(self.cfg.to_dict()):
+            raise SeamError(f"{self.root} holds a study with another config; use a new --dir (or delete that one)")
+        for name in STAGES[: STAGES.index(until) + 1]:
+            if name in state["stages"]:
+                self.say(f"[{name}] done before ({state['stages'][name]['seconds']} s), reused")
+                continue
+            self.say(f"[{name}] ...")
+            t0 = time.time()
+            info = getattr(self, f"stage_{name}")() or {}
+            state["stages"][name] = {"seconds": round(time.time() - t0, 1), **info}
+            write_json(self.state_file, json_safe(state), indent=2)
+            self.say(f"[{name}] {state['stages'][name]['seconds']} s")
+        return self._state()
+
+    def world(self) -> World:
+        return build_world(self.cfg.world_config())
+
+    # ---- 1
+    def stage_world(self) -> dict:
+        world = self.world()
+        d = self.root / "data"
+        rl = rl_rows(world)
+        write_table(rl, d / "rl.jsonl")
+        write_table(sft_rows(with_more_sft(world, self.cfg.sft_extra_per_skill), self.cfg.sft_flaw_rate), d / "sft.jsonl")
+        corpus = corpus_rows(world, self.cfg.corpus_factor, skip=self.cfg.sft_extra_per_skill)
+        write_table(corpus, d / "corpus.jsonl")
+        write_json(self.root / "hidden" / "truth.json", json_safe(world.truth()), indent=2)
+        return {"rl": len(rl), "corpus": len(corpus), "splits": {k: len(v) for k, v in world.splits.items()}}
+
+    # ---- 2
+    def stage_rm(self) -> dict:
+        world = self.world()
+        work = self.root / "work" / "rm"
+        work.mkdir(parents=True, exist_ok=True)
+        res, pairs, probes, _ = train_world_rm(world, work, self.cfg.rm_config(), self.say)
+        report, _ = planting_of(res.output_dir, probes)
+        report.update({"truth": world.truth(), "pairs": len(pairs), "rm_steps": res.steps,
+                       "rm_train_seconds": round(res.seconds, 1)})
+        write_json(self.root / "report" / "planting.json", json_safe(report), indent=2)
+        write_text(self.root / "report" / "planting.md", planting_markdown(report) + "\n")
+        _replace_dir(Path(res.output_dir), self.root / "models" / "rm")
+        self.say(f"  planting: {report['message']}")
+        if not report["ok"] and not self.cfg.keep_going:
+            raise SeamError(f"the planting check failed ({report['message']}); see {self.root / 'report' / 'planting.md'}"
+                            " (pass --keep-going to study this RM anyway)")
+        acc = {k: report["accuracy"].get(k) for k in ("covered_surface", "blind_surface", "computation", "copy", "content")}
+        return {"planting_ok": bool(report["ok"]), "planting": report["message"], "rm_steps": res.steps,
+                "pairs": len(pairs), "rm_accuracy": acc}
+
+    # ---- 3
+    def stage_pm(self) -> dict:
+        cfg = self.cfg
+        sft = load_instructions(self.root / "data" / "sft.jsonl")
+        work = self.root / "work" / "pm"
+        texts = [p + " " + c for p, c in zip(sft["prompt"], sft["chosen"])]
+        base = build_causal_base(work / "base", texts, vocab_size=cfg.pm_vocab, hidden=cfg.pm_hidden,
+                                 layers=cfg.pm_layers, heads=4, seed=cfg.seed)
+        res = train_policy(self.root / "data" / "sft.jsonl", base, work / "sft", epochs=cfg.pm_epochs,
+                           learning_rate=cfg.pm_learning_rate, batch_size=32, seed=cfg.seed)
+        _replace_dir(Path(res.output_dir), self.root / "models" / "pm")
+        held = self.world().splits["rm_test"]  # tasks neither model trained on
+        gold = {}
+        for name, folder in (("before", base), ("after", self.root / "models" / "pm")):
+            out = sample_policy(folder, [t.prompt for t in held], 1, temperature=cfg.temperature, seed=cfg.seed,
+                                max_new_tokens=cfg.max_new_tokens)
+            gold[name] = float(judge_samples(held, out)[0].mean())
+        self.say(f"  policy gold score on {len(held)} held-out tasks: {gold['before']:.3f} before SFT, {gold['after']:.3f} after")
+        return {"pm_steps": res.steps, "pm_train_seconds": round(res.seconds, 1), "sft_rows": len(sft),
+                "pm_final_loss": res.metrics.get("train_loss"), "pm_gold_before_sft": gold["before"],
+                "pm_gold_after_sft": gold["after"], "held_out_tasks": len(held)}
+
+    # ---- 4
+    def stage_label(self) -> dict:
+        cfg = self.cfg
+        world = self.world()
+        rl = world.splits["rl"]
+        prompts = [t.prompt for t in rl]
+        t0 = time.time()
+        samples = sample_policy(self.root / "models" / "pm", prompts, cfg.samples, temperature=cfg.temperature,
+                                seed=cfg.seed, max_new_tokens=cfg.max_new_tokens, progress=_printer(self.say, "sample"))
+        t_sample = time.time() - t0
+        score, correct = judge_samples(rl, samples)
+        scorer = RewardScorer(load_rm(str(self.root / "models" / "rm"), device="cpu"), get_template(TEMPLATE),
+                              batch_tokens=16384)
+        n = cfg.samples
+        flat_p = [p for p in prompts for _ in range(n)]
+        flat_s = [s for row in samples for s in row]
+        r = scorer.score(prompts + flat_p, [t.golden for t in rl] + flat_s)
+        rm_gold, rm_samples = np.asarray(r[: len(rl)]), np.asarray(r[len(rl):]).reshape(len(rl), n)
+        label = on_policy_label([t.id for t in rl], rm_gold, rm_samples, score, correct)
+        label["skill"] = [task_skill(t) for t in rl]
+        label["category"] = [t.category for t in rl]
+        write_table(label.to_dict("records"), self.root / "hidden" / "label.jsonl")
+        write_table([{"id": t.id, "samples": s, "gold_score": sc.tolist(), "rm": rr.tolist()}
+                     for t, s, sc, rr in zip(rl, samples, score, rm_samples)], self.root / "hidden" / "samples.jsonl")
+        return {"sample_seconds": round(t_sample, 1), "samples": len(flat_s),
+                "pm_gold_score": float(score.mean()), "pm_correct": float(correct.mean()),
+                "pm_worse_share": float((score < 1 - 1e-9).mean())}
+
+    # ---- 5
+    def stage_negatives(self) -> dict:
+        cfg = self.cfg
+        rl = load_instructions(self.root / "data" / "rl.jsonl")
+        corpus = load_instructions(self.root / "data" / "corpus.jsonl")
+        rm = str(self.root / "models" / "rm")
+        stats = {}
+        for variant, settings, kwargs in (
+            ("contrast", {"k": cfg.k_contrast, "band": tuple(cfg.band), "device": "cpu"}, {"corpus": corpus}),
+            ("llm", {"k": cfg.k_llm, "backend": "rules", "seed": cfg.seed}, {}),
+            ("adv", {"k": cfg.k_adv, "rm": rm, "device": "cpu", "query_budget": cfg.adv_budget, "seed": cfg.seed}, {}),
+        ):
+            t0 = time.time()
+            frame, st = build_negatives(variant, rl, BUILDERS[variant].Config(**settings), progress=_printer(self.say, variant), **kwargs)
+            write_table(frame, self.root / "negatives" / f"{variant}.jsonl")
+            stats[variant] = {k: v for k, v in st.items() if k != "lines"} | {"seconds": round(time.time() - t0, 1)}
+            for line in st.get("lines", []):
+                self.say(line)
+        write_json(self.root / "negatives" / "stats.json", json_safe(stats), indent=2)
+        return {v: {"negatives": s.get("negatives"), "seconds": s["seconds"]} for v, s in stats.items()}
+
+    # ---- 6
+    def stage_score(self) -> dict:
+        rl = load_instructions(self.root / "data" / "rl.jsonl")
+        negs = pd.concat([pd.read_json(self.root / "negatives" / f"{v}.jsonl", lines=True) for v in VARIANTS],
+                         ignore_index=True)
+        negs["id"] = negs["id"].astype(str)
+        pm = load_pm(str(self.root / "models" / "pm"), device="cpu")
+        rm = load_rm(str(self.root / "models" / "rm"), device="cpu")
+        scorer = SeamScorer(pm, rm, ScoreConfig(template=TEMPLATE, device="cpu", side_by_side="off"))
+        chunks = list(scorer.iter_chunks(rl, negs, progress=_printer(self.say, "score")))
+        details = pd.concat([c.details for c in chunks], ignore_index=True)
+        (self.root / "results").mkdir(parents=True, exist_ok=True)
+        write_table(pd.concat([c.scores for c in chunks], ignore_index=True), self.root / "results" / "seam.jsonl")
+        write_table(details, self.root / "results" / "details.parquet")
+        lp, tok, _ = PolicyScorer(pm, get_template(TEMPLATE, pm.tokenizer)).score(rl["prompt"].tolist(),
+                                                                                 rl["chosen"].tolist())
+        gold = pd.DataFrame({"id": rl["id"].astype(str), "pm_gold_logprob_mean": np.asarray(lp) / np.asarray(tok)})
+        write_table(gold.to_dict("records"), self.root / "results" / "gold.jsonl")
+        return {"details": len(details), "truncated": {"pm": scorer.stats.pm_truncated, "rm": scorer.stats.rm_truncated}}
+
+    # ---- 7
+    def stage_report(self) -> dict:
+        label = pd.read_json(self.root / "hidden" / "label.jsonl", lines=True)
+        label["id"] = label["id"].astype(str)
+        details = pd.read_parquet(self.root / "results" / "details.parquet")
+        gold = pd.read_json(self.root / "results" / "gold.jsonl", lines=True)
+        gold["id"] = gold["id"].astype(str)
+        preds = predictors_for(label, details, gold, seed=self.cfg.seed)
+        result = evaluate(label, preds, seed=self.cfg.seed, n_boot=self.cfg.n_boot)
+        state = self._state()
+        result["study"] = {"config": self.cfg.to_dict(), "stages": state["stages"],
+                           "command": f"python -m seam.testbed.v2.study --seed {self.cfg.seed} --dir {self.root}"}
+        write_report(result, self.root / "report", context_lines=_context(state, self.cfg, self.root))
+        self.say(report_markdown(result).split("\n\n")[1] if "\n\n" in report_markdown(result) else "")
+        return {"verdict": result["verdict"]}
+
+
+# ---------------------------------------------------------------- helpers
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, dst)
+
+
+def _printer(say, what: str):
+    """A progress callback that prints about every 10%."""
+    last = {"tenth": -1}
+
+    def progress(done, total, *rest):
+        tenth = int(10 * done / max(total, 1))
+        if tenth != last["tenth"]:
+            last["tenth"] = tenth
+            say(f"  {what}: {done}/{total}" + (f" ({rest[0]})" if rest and rest[0] else ""))
+    return progress
+
+
+def _context(state: dict, cfg: StudyConfig, root: Path) -> list[str]:
+    st = state["stages"]
+    secs = sum(s["seconds"] for s in st.values())
+    lines = [f"World seed {cfg.seed}: {st['world']['rl']} RL instructions over {len(SKILLS)} skills; contrast corpus "
+             f"{st['world']['corpus']} tasks. Planting check: {'held' if st['rm']['planting_ok'] else 'FAILED'} "
+             f"(report/planting.md). RM held-out accuracy (golden > flawed): " + "; ".join(
+                 f"{k.replace('_', ' ')} {v['accuracy']:.3f} [{v['ci'][0]:.3f}, {v['ci'][1]:.3f}]"
+                 for k, v in st["rm"]["rm_accuracy"].items() if v and v.get("accuracy") is not None) + ".",
+             f"Policy (from scratch, {cfg.pm_layers} layers x {cfg.pm_hidden}): gold score of its samples "
+             f"{st['label']['pm_gold_score']:.3f} (states the correct answer in {st['label']['pm_correct']:.1%}; "
+             f"judged worse than gold in {st['label']['pm_worse_share']:.1%}); gold score on held-out tasks "
+             f"{st['pm']['pm_gold_before_sft']:.3f} before SFT, {st['pm']['pm_gold_after_sft']:.3f} after.",
+             f"Stages: " + ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in st.items()) + f"; total {secs / 60:.1f} min "
+             f"on 2 CPU cores. Command: `python -m seam.testbed.v2.study --seed {cfg.seed} --dir {root}`."]
+    return lines
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dir", required=True, help="study folder (created; a re-run reuses finished stages)")
+    ap.add_argument("--until", choices=STAGES, default="report", help="stop after this stage")
+    for f, v in asdict(StudyConfig()).items():
+        if isinstance(v, bool):
+            ap.add_argument("--" + f.replace("_", "-"), action="store_true", default=v)
+        elif isinstance(v, tuple):
+            ap.add_argument("--" + f.replace("_", "-"), type=float, nargs=len(v), default=v)
+        else:
+            ap.add_argument("--" + f.replace("_", "-"), type=type(v), default=v)
+    args = ap.parse_args(argv)
+    cfg = StudyConfig(**{f: (tuple(getattr(args, f)) if isinstance(v, tuple) else getattr(args, f))
+                         for f, v in asdict(StudyConfig()).items()})
+    import torch  # lazy: only the command line sets threads
+
+    torch.set_num_threads(2)
+    Study(cfg, Path(args.dir), say=lambda m: print(m, file=sys.stderr, flush=True)).run(args.until)
+    print((Path(args.dir) / "report" / "validation.md").read_text() if args.until == "report" else "")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        sys.exit(main())
+    except SeamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

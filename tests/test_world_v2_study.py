@@ -1,0 +1,109 @@
+"""World v2's on-policy label, its RL/corpus data and the validation study end to end on tiny models."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seam.errors import SeamError
+from seam.testbed import judge
+from seam.testbed.v2 import WorldV2Config, build_world
+from seam.testbed.v2.label import judge_samples, on_policy_label
+from seam.testbed.v2.study import Study, StudyConfig, corpus_rows, rl_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_label_is_definition_1_by_monte_carlo():
+    rm_gold = np.array([1.0, 0.0])
+    rm = np.array([[2.0, 0.5, 3.0, 1.0],      # eps 1, 0, 2, 0
+                   [-1.0, 0.5, 0.25, 4.0]])   # eps 0, .5, .25, 4
+    score = np.array([[0.7, 0.2, 1.0, 0.5],   # the third sample is as good as gold: not counted
+                      [0.2, 0.8, 0.2, 1.0]])
+    correct = np.array([[True, False, True, False], [False, True, False, True]])
+    lab = on_policy_label(["a", "b"], rm_gold, rm, score, correct)
+    assert lab["S"].tolist() == pytest.approx([1 / 4, (0.5 + 0.25) / 4])
+    assert lab["S_surface"].tolist() == pytest.approx([1 / 4, 0.5 / 4])
+    assert (lab["S_surface"] + lab["S_wrong"]).tolist() == pytest.approx(lab["S"].tolist())
+    assert lab["S_a"].tolist() == pytest.approx([0.5, 0.25 / 2])  # samples 0 and 2
+    assert lab["S_b"].tolist() == pytest.approx([0.0, 0.5 / 2])   # samples 1 and 3
+    with pytest.raises(SeamError):
+        on_policy_label(["a"], np.array([0.0]), np.array([[1.0]]), np.array([[0.5]]), np.array([[True]]))
+
+
+def test_judge_samples_matches_the_gold_judge():
+    world = build_world(WorldV2Config(seed=3, tasks_per_skill=4))
+    tasks = world.splits["rl"][:5]
+    samples = [[t.golden, "I cannot help with that.", t.golden.rstrip(".")] for t in tasks]
+    score, correct = judge_samples(tasks, samples)
+    assert score[:, 0].tolist() == [1.0] * 5 and score[:, 1].tolist() == [0.0] * 5
+    assert score[:, 2].tolist() == [judge(t, s[2]) for t, s in zip(tasks, samples)]
+    assert correct[:, 0].all() and not correct[:, 1].any()
+
+
+def test_rl_rows_hold_a_held_out_rejected_answer_and_no_hidden_assignment():
+    world = build_world(WorldV2Config(seed=0, tasks_per_skill=6))
+    rows = rl_rows(world)
+    assert len(rows) == len(world.splits["rl"])
+    for row, task in zip(rows, world.splits["rl"]):
+        assert judge(task, row["rejected"]) < 1.0
+        assert set(row["meta"]) == {"category", "skill", "answer", "params", "source"}
+    assert not any(k in json.dumps(rows) for k in ("blind", "prone", "harmful", "flipped"))
+
+
+def test_corpus_is_separate_from_the_rl_set_and_about_factor_times_larger():
+    world = build_world(WorldV2Config(seed=0, tasks_per_skill=20))
+    corpus = corpus_rows(world, 3.0)
+    rl_ids = {t.id for t in world.splits["rl"]}
+    assert not rl_ids & {r["id"] for r in corpus}
+    assert len({r["id"] for r in corpus}) == len(corpus)
+    new = [r for r in corpus if r["id"].startswith("corpus-")]
+    assert len(new) >= 2 * len(rl_ids)  # the finite facts skills add none
+    rl_prompts = {t.prompt for t in world.splits["rl"]}
+    non_facts = [r for r in new if r["meta"]["category"] != "facts"]
+    assert sum(r["prompt"] in rl_prompts for r in non_facts) == 0
+
+
+def test_negative_generators_never_import_the_testbed():
+    """The negatives see prompts, golden and rejected answers only: no module of seam.negatives imports
+    seam.testbed (its flaw code, the hidden assignments or the label)."""
+    for path in (ROOT / "seam" / "negatives").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            for name in names:
+                assert "testbed" not in name, f"{path.name} imports {name}"
+
+
+def test_the_study_stages_do_not_hand_hidden_files_to_the_negatives():
+    src = (ROOT / "seam" / "testbed" / "v2" / "study.py").read_text()
+    body = src[src.index("def stage_negatives"):src.index("def stage_score")]
+    assert "hidden" not in body and "truth" not in body and "label" not in body
+
+
+def test_tiny_study_end_to_end(tmp_path):
+    cfg = StudyConfig(seed=1, tasks_per_skill=8, fractions=(0.4, 0.1, 0.2, 0.3), corpus_factor=1.0, rm_epochs=0.5,
+                      rm_layers=1, rm_hidden=32, pm_layers=1, pm_hidden=32, pm_vocab=300, pm_epochs=0.5, samples=2,
+                      max_new_tokens=12, k_contrast=3, band=(0.3, 1.0), k_llm=2, k_adv=2, adv_budget=8, n_boot=50,
+                      keep_going=True)
+    state = Study(cfg, tmp_path, say=lambda m: None).run()
+    assert list(state["stages"]) == ["world", "rm", "pm", "label", "negatives", "score", "report"]
+    rep = json.loads((tmp_path / "report" / "validation.json").read_text())
+    names = {p["name"] for p in rep["predictors"]}
+    assert {"SEAM rank-average (paper)", "SEAM rank-average (prob)", "random", "skill prior (cross-fitted)",
+            "RM reward of golden (lowest first)", "PM perplexity of golden (highest first)"} <= names
+    assert rep["n_instructions"] == state["stages"]["world"]["rl"]
+    md = (tmp_path / "report" / "validation.md").read_text()
+    assert "beat" in md.split("|")[0]  # the verdict comes before the table
+    # a re-run reuses every stage; another config in the same folder is refused
+    again = Study(cfg, tmp_path, say=lambda m: None).run()
+    assert again["stages"] == state["stages"]
+    with pytest.raises(SeamError, match="another config"):
+        Study(StudyConfig(**{**cfg.to_dict(), "seed": 2}), tmp_path, say=lambda m: None).run()
