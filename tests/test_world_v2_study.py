@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seam.cli import main
+from seam.data import read_table, write_table
 from seam.errors import SeamError
 from seam.testbed import judge
 from seam.testbed.v2 import WorldV2Config, build_world
@@ -102,6 +104,25 @@ def test_tiny_study_end_to_end(tmp_path):
     assert rep["n_instructions"] == state["stages"]["world"]["rl"]
     md = (tmp_path / "report" / "validation.md").read_text()
     assert "beat" in md.split("|")[0]  # the verdict comes before the table
+    # the outside contract: the instructions, both HF model folders, section-3 scores, the gold judge by CLI
+    rl = read_table(tmp_path / "data" / "rl.jsonl")
+    assert {"category", "skill"} <= set(rl["meta"].iloc[0])
+    scores = read_table(tmp_path / "results" / "seam.jsonl")
+    assert list(scores.columns) == ["id", "variant", "seam", "n_negatives", "n_misjudged", "rm_gold"]
+    assert set(scores["variant"]) <= {"contrast", "llm", "adv"} and len(scores)
+    neg = tmp_path / "negatives" / "llm.jsonl"
+    assert main(["score", "--data", str(tmp_path / "data" / "rl.jsonl"), "--negatives", str(neg),
+                 "--pm", str(tmp_path / "models" / "pm"), "--rm", str(tmp_path / "models" / "rm"), "--device", "cpu",
+                 "--out", str(tmp_path / "rescored.jsonl")]) == 0
+    rescored = read_table(tmp_path / "rescored.jsonl").set_index("id")["seam"]
+    mine = scores[scores["variant"] == "llm"].set_index("id")["seam"]
+    assert np.allclose(rescored.loc[mine.index].to_numpy(float), mine.to_numpy(float), atol=1e-4)
+    write_table([{"id": r["id"], "response": r["chosen"] if i % 2 else "I cannot help with that."}
+                 for i, r in enumerate(rl.to_dict("records"))], tmp_path / "responses.jsonl")
+    assert main(["eval", "eval-policy", "--data", str(tmp_path / "data" / "rl.jsonl"), "--responses",
+                 str(tmp_path / "responses.jsonl"), "--judge", "gold", "--out", str(tmp_path / "judged.jsonl")]) == 0
+    judged = read_table(tmp_path / "judged.jsonl")["score_gold"].to_numpy()
+    assert judged[1::2].tolist() == [1.0] * len(judged[1::2]) and judged[0::2].max() == 0.0
     # a re-run reuses every stage; another config in the same folder is refused
     again = Study(cfg, tmp_path, say=lambda m: None).run()
     assert again["stages"] == state["stages"]
