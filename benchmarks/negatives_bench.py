@@ -227,7 +227,8 @@ def bench_adv(n_tasks: int = 700, attack_n: int = 60, k: int = 10, budget: int =
             rm = load_rm(Path(tmp) / folder, device="cpu")
             for recipe in (recipes if name == "trained" else ("greedy",)):
                 t = time.perf_counter()
-                _, s = build_negatives("adv", df, AdvConfig(k=k, recipe=recipe, query_budget=budget), rm=rm)
+                _, s = build_negatives("adv", df, AdvConfig(k=k, search="textattack", recipe=recipe, query_budget=budget),
+                                       rm=rm)
                 out["runs"].append({
                     "rm": name, "recipe": recipe, "budget": budget,
                     "success_rate": round(s["success_rate"], 3), "successes": s["successes"],

@@ -253,8 +253,10 @@ def _negatives(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
         "contrast": ContrastConfig(k=cfg.k, band=tuple(cfg.contrast_band), device="cpu"),
         "llm": LLMConfig(k=cfg.llm_k, backend=cfg.llm_backend, local_model=str(paths.pm), seed=cfg.seed,
                          max_new_tokens=cfg.llm_max_new_tokens, temperature=1.0, device="cpu", max_rounds=1),
+        # the v1 demo keeps the TextAttack recipes its documented report was measured with (docs/demo-validation.md);
+        # the world-v2 study uses the batched search
         "adv": AdvConfig(k=cfg.k, rm=str(paths.rm), query_budget=cfg.adv_query_budget, recipe=cfg.adv_recipe,
-                         seed=cfg.seed, device="cpu", batch_tokens=cfg.batch_tokens),
+                         search="textattack", seed=cfg.seed, device="cpu", batch_tokens=cfg.batch_tokens),
     }
     for name in VARIANTS:
         t0 = time.time()

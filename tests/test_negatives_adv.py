@@ -107,7 +107,7 @@ def test_adv_on_tiny_rm_respects_k_budget_and_goal(cache_env, tiny_loaded):
 
     _, rm = tiny_loaded
     df = _frame()
-    cfg = AdvConfig(k=5, query_budget=40, margin=0.0)
+    cfg = AdvConfig(k=5, query_budget=40, margin=0.0, search="textattack")
     neg, stats = AdvBuilder(cfg, rm=rm).build(df)
     assert list(neg.columns) == ["id", "variant", "text", "meta"] and (neg["variant"] == "adv").all()
     assert neg.groupby("id").size().max() <= 5
@@ -141,7 +141,7 @@ def test_adv_on_tiny_rm_respects_k_budget_and_goal(cache_env, tiny_loaded):
 @pytest.mark.parametrize("recipe", ["char", "embedding", "hotflip"])
 def test_adv_recipes_run(cache_env, tiny_loaded, recipe):
     _, rm = tiny_loaded
-    neg, stats = build_negatives("adv", _frame(), AdvConfig(k=3, recipe=recipe, query_budget=25), rm=rm)
+    neg, stats = build_negatives("adv", _frame(), AdvConfig(k=3, search="textattack", recipe=recipe, query_budget=25), rm=rm)
     assert stats["recipe"] == recipe and len(neg) > 0
     assert all(m["recipe"] == recipe for m in neg["meta"])
     if recipe == "char":
@@ -150,8 +150,9 @@ def test_adv_recipes_run(cache_env, tiny_loaded, recipe):
 
 def test_margin_makes_success_harder(cache_env, tiny_loaded):
     _, rm = tiny_loaded
-    _, easy = build_negatives("adv", _frame(), AdvConfig(k=2, recipe="hotflip", query_budget=20, margin=-100.0), rm=rm)
-    _, hard = build_negatives("adv", _frame(), AdvConfig(k=2, recipe="hotflip", query_budget=20, margin=100.0), rm=rm)
+    hotflip = dict(k=2, search="textattack", recipe="hotflip", query_budget=20)
+    _, easy = build_negatives("adv", _frame(), AdvConfig(**hotflip, margin=-100.0), rm=rm)
+    _, hard = build_negatives("adv", _frame(), AdvConfig(**hotflip, margin=100.0), rm=rm)
     assert easy["successes"] == 3 and hard["successes"] == 0 and hard["queries_per_success"] is None
 
 
@@ -162,7 +163,7 @@ def test_wordnet_recipe_without_data_says_how_to_fix(cache_env, tiny_loaded):
         pytest.skip("WordNet data present on this machine")
     _, rm = tiny_loaded
     with pytest.raises(SeamError, match="wordnet-base"):
-        build_negatives("adv", _frame(), AdvConfig(k=2, recipe="wordnet"), rm=rm)
+        build_negatives("adv", _frame(), AdvConfig(k=2, search="textattack", recipe="wordnet"), rm=rm)
 
 
 def test_wordnet_recipe_where_wordnet_is_installed(cache_env, tiny_loaded):
@@ -173,7 +174,7 @@ def test_wordnet_recipe_where_wordnet_is_installed(cache_env, tiny_loaded):
         pytest.skip("no WordNet data (apt-get install wordnet-base wordnet-sense-index)")
     assert "big" in WordNetSwap(8)._get_replacement_words("large")
     _, rm = tiny_loaded
-    neg, stats = build_negatives("adv", _frame(), AdvConfig(k=2, recipe="wordnet", query_budget=20), rm=rm)
+    neg, stats = build_negatives("adv", _frame(), AdvConfig(k=2, search="textattack", recipe="wordnet", query_budget=20), rm=rm)
     assert stats["recipe"] == "wordnet" and stats["grad_calls"] == 0
 
 
@@ -219,7 +220,7 @@ def _se_rows(limit):
 def test_adv_on_real_stackexchange_text(cache_env, tiny_loaded):
     _, rm = tiny_loaded
     df = pd.DataFrame(_se_rows(3))
-    neg, stats = build_negatives("adv", df, AdvConfig(k=3, recipe="hotflip", query_budget=20, max_words=48,
+    neg, stats = build_negatives("adv", df, AdvConfig(k=3, search="textattack", recipe="hotflip", query_budget=20, max_words=48,
                                                       max_response_tokens=128, max_prompt_tokens=128), rm=rm)
     assert stats["attacked"] == 3 and len(neg) > 0
     rej = dict(zip(df["id"], df["rejected"]))

@@ -8,6 +8,7 @@ import sys
 from ..data import add_column_flags, columns_from_args, load_instructions, write_table
 from ..io import write_json
 from ..negatives import AdvConfig, ContrastConfig, LLMConfig, build_negatives, summary_lines
+from ..negatives.adv import SEARCH_NAMES
 from . import example_epilog
 from ._common import json_output_path, output_path
 from .score import add_model_flags, model_kwargs
@@ -98,23 +99,32 @@ def register(sub) -> None:
     m.set_defaults(func=run_llm)
 
     a = kinds.add_parser(
-        "adv", help="adversarial perturbations of a worse answer that fool the RM (TextAttack)",
+        "adv", help="adversarial perturbations of a worse answer that fool the RM",
         description="Start from a worse answer (the row's rejected, else a corrupted golden answer) and search, with "
                     "the RM as the victim, for perturbations whose reward reaches the golden answer's (+ --margin). "
                     "Keeps up to k distinct perturbations: successful first, then the highest-scoring.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=example_epilog(
             "seam negatives adv --data rl.jsonl --rm models/rm --out negs.jsonl --k 30 --query-budget 300",
-            "seam negatives adv --data rl.jsonl --rm models/rm --out negs.jsonl --recipe char --margin 0.5",
+            "seam negatives adv --data rl.jsonl --rm models/rm --out negs.jsonl --search textattack --recipe char --margin 0.5",
         ),
     )
     _common(a)
     add_model_flags(a, pm=False, rm=True)
+    a.add_argument("--search", default=AdvConfig.search, choices=list(SEARCH_NAMES),
+                   help=f"{' | '.join(SEARCH_NAMES)} (default {AdvConfig.search}): batched scores every instruction's "
+                        "candidates in one RM pass per round; textattack runs the TextAttack recipes one instruction at a time")
     a.add_argument("--recipe", default="greedy", choices=["greedy", "char", "embedding", "hotflip", "wordnet"],
-                   help="greedy (default: typos + RM-embedding + gradient swaps) | char | embedding | hotflip | wordnet")
+                   help="--search textattack only: greedy (default: typos + RM-embedding + gradient swaps) | char | "
+                        "embedding | hotflip | wordnet")
+    a.add_argument("--beam", type=int, default=1, metavar="N", help="--search batched: texts kept per instruction "
+                   "each round (default 1: greedy hill-climb)")
+    a.add_argument("--round-candidates", type=int, default=AdvConfig.round_candidates, metavar="N",
+                   help=f"--search batched: new texts per instruction and round (default {AdvConfig.round_candidates})")
     a.add_argument("--query-budget", type=int, default=300, metavar="N", help="RM queries per instruction (default 300)")
     a.add_argument("--margin", type=float, default=0.0, help="success when R(I∘r*) >= R(I∘r) + margin (default 0)")
-    a.add_argument("--max-candidates", type=int, default=8, metavar="N", help="replacements per word and transformation (default 8)")
+    a.add_argument("--max-candidates", type=int, default=8, metavar="N",
+                   help="replacements per word and transformation; batched: also words per round (default 8)")
     a.add_argument("--max-words", type=int, default=128, metavar="N", help="perturb only the first N words (default 128)")
     a.add_argument("--max-modify-rate", type=float, default=0.3, metavar="F", help="share of words that may change (default 0.3)")
     a.add_argument("--template", default="stackllama", help="stackllama (default) | chat | a format string with {prompt} and {response}")
@@ -190,7 +200,8 @@ def run_llm(args) -> int:
 
 def run_adv(args) -> int:
     rm = model_kwargs(args, "rm")  # --device / --rm-device / --device-map / --rm-label, resolved once
-    cfg = AdvConfig(k=args.k, rm=args.rm, rm_adapter=args.rm_adapter, recipe=args.recipe, query_budget=args.query_budget,
+    cfg = AdvConfig(k=args.k, rm=args.rm, rm_adapter=args.rm_adapter, search=args.search, recipe=args.recipe,
+                    beam=args.beam, round_candidates=args.round_candidates, query_budget=args.query_budget,
                     margin=args.margin, max_candidates=args.max_candidates, max_words=args.max_words,
                     max_modify_rate=args.max_modify_rate, template=args.template, dtype=args.dtype,
                     device=rm["device"], device_map=rm["device_map"], rm_label=rm["label"],

@@ -1,15 +1,17 @@
 """`adv`: adversarial perturbations of a worse answer that raise the RM's score (the paper's SEAM_Adv).
 
 For each instruction I with golden answer r, start from a worse answer r- (the row's
-``rejected`` when present, else a deterministic corruption of r) and search, with TextAttack and
-the RM as the victim, for perturbations r* of r- such that R(I∘r*) >= R(I∘r) + margin (paper
-section 5.2 and appendix D.2). Every text the search scores is a candidate; up to k distinct
-ones are kept: successful ones first (highest reward first), then the highest-scoring others.
+``rejected`` when present, else a deterministic corruption of r) and search, with the RM as the
+victim, for perturbations r* of r- such that R(I∘r*) >= R(I∘r) + margin (paper section 5.2 and
+appendix D.2). Every text the search scores is a candidate; up to k distinct ones are kept:
+successful ones first (highest reward first), then the highest-scoring others.
 
-The RM is queried only through `seam.models.scoring.RewardScorer` (batched, shared-prompt
-prefix reuse), and every forward query is counted. Recipes (``--recipe``) live in
-`seam.negatives.adv_attack.RECIPES`; TextAttack is imported offline through
-`seam.textattack_env` only when ``build`` runs.
+Two searches (``--search``): ``batched`` (`seam.negatives.adv_batch`: every round, the candidates
+of all instructions are scored in one RM call; no TextAttack) and ``textattack`` (one instruction
+at a time with TextAttack; recipes (``--recipe``) in `seam.negatives.adv_attack.RECIPES`, TextAttack
+imported offline through `seam.textattack_env` only when ``build`` runs). The RM is queried only
+through `seam.models.scoring.RewardScorer` (batched, shared-prompt prefix reuse), and every
+forward query is counted.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .base import ProgressFn, check_instructions, check_k, count_stats, negative
 from .corrupt import first_corruption
 
 RECIPE_NAMES = ("greedy", "char", "embedding", "hotflip", "wordnet")
+SEARCH_NAMES = ("batched", "textattack")
 
 
 @dataclass
@@ -38,10 +41,15 @@ class AdvConfig(Settings):
     k: int = setting(30, "perturbations per instruction (at most)")
     rm: str | None = setting(None, "reward model folder (the victim); or pass a loaded model to AdvBuilder")
     rm_adapter: str | None = setting(None, "PEFT adapter folder for the RM")
-    recipe: str = setting("greedy", "greedy | char | embedding | hotflip | wordnet (see docs/negatives.md)")
+    search: str = setting("batched", "batched | textattack: batched scores every instruction's candidates in one RM "
+                                     "pass per round (cheaper per query, no TextAttack); textattack runs the "
+                                     "per-instruction TextAttack recipes")
+    recipe: str = setting("greedy", "--search textattack only: greedy | char | embedding | hotflip | wordnet "
+                                    "(see docs/negatives.md)")
     query_budget: int = setting(300, "RM forward queries per instruction for the search")
     margin: float = setting(0.0, "success when R(I∘r*) >= R(I∘r) + margin")
-    max_candidates: int = setting(8, "replacements tried per word and transformation")
+    max_candidates: int = setting(8, "replacements tried per word and transformation (--search batched: also the "
+                                     "word positions tried per text and round)")
     max_words: int = setting(128, "only the first N words of a response are perturbed")
     max_modify_rate: float = setting(0.3, "at most this share of the words is changed")
     template: str = setting("stackllama", "stackllama | chat | format string (as for seam score)")
@@ -56,17 +64,32 @@ class AdvConfig(Settings):
     max_prompt_tokens: int | None = setting(None, "keep the first N prompt tokens")
     max_response_tokens: int | None = setting(None, "keep the first N response tokens")
     seed: int = setting(0, "for the corrupted start and the character edits")
+    gradient: bool = setting(True, "--search batched: HotFlip swaps and gradient word order from one batched "
+                                   "backward pass per round (off: black-box)")
+    beam: int = setting(1, "--search batched: texts kept per instruction each round (1: greedy hill-climb)")
+    round_candidates: int = setting(24, "--search batched: new texts scored per instruction and round, at most")
+    round_texts: int = setting(16384, "--search batched: texts in one RM call, at most (further instructions wait "
+                                      "for a free place)")
 
     def validate(self) -> None:
         check_k(self.k)
+        if self.search not in SEARCH_NAMES:
+            raise SeamError(f"--search {self.search!r}: choose one of {', '.join(SEARCH_NAMES)}")
         if self.recipe not in RECIPE_NAMES:
             raise SeamError(f"--recipe {self.recipe!r}: choose one of {', '.join(RECIPE_NAMES)}")
+        if self.search == "batched" and self.recipe != "greedy":
+            raise SeamError(f"--recipe {self.recipe} applies to --search textattack only (the batched search has "
+                            "no recipes): add --search textattack")
         if self.query_budget < 2:
             raise SeamError(f"--query-budget {self.query_budget}: must be at least 2 RM queries")
         if self.max_candidates < 1 or self.max_words < 1:
             raise SeamError("--max-candidates and --max-words must be >= 1")
         if not 0.0 < self.max_modify_rate <= 1.0:
             raise SeamError(f"--max-modify-rate {self.max_modify_rate}: must be in (0, 1]")
+        if self.beam < 1 or self.round_candidates < 1:
+            raise SeamError(f"--beam {self.beam} / --round-candidates {self.round_candidates}: must be >= 1")
+        if self.round_texts < self.round_candidates:
+            raise SeamError(f"round_texts {self.round_texts}: must be at least --round-candidates ({self.round_candidates})")
 
 
 class AdvBuilder:
@@ -108,17 +131,30 @@ class AdvBuilder:
         # one batched pass for all gold and start rewards
         rewards = scorer.score(prompts + prompts, golds + starts)
         r_gold, r_start = rewards[:len(ids)], rewards[len(ids):]
+        thresholds = [float(g) + cfg.margin for g in r_gold]
         pre_queries = 2 * len(ids)
+        rounds = None
+        if cfg.search == "batched":
+            from .adv_batch import BatchedSearch  # lazy: torch
 
-        from .adv_attack import AttackRunner  # lazy: pulls in textattack and torch (imported offline only now)
+            search = BatchedSearch(rm, scorer, cfg)
+            results = search.run(ids, prompts, starts, r_start, thresholds, golds, progress)
+            rounds = search.rounds
+        else:
+            from .adv_attack import AttackRunner  # lazy: pulls in textattack and torch (imported offline only now)
 
-        runner = AttackRunner(rm, scorer, cfg)
+            runner = AttackRunner(rm, scorer, cfg)
+            results = []
+            for i in range(len(ids)):
+                results.append(runner.run(prompts[i], starts[i], thresholds[i]))
+                if progress:
+                    progress(i + 1, len(ids), "attack")
+        recipe = cfg.recipe if cfg.search == "textattack" else "batched"
         out_ids, texts, metas = [], [], []
         successes = start_successes = attack_queries = grad_calls = 0
         per_success_queries = []
-        for i, rid in enumerate(ids):
-            threshold = float(r_gold[i]) + cfg.margin
-            res = runner.run(prompts[i], starts[i], threshold)
+        for i, (rid, res) in enumerate(zip(ids, results)):
+            threshold = thresholds[i]
             attack_queries += res.queries
             grad_calls += res.grad_calls
             start_successes += int(float(r_start[i]) >= threshold)
@@ -131,20 +167,21 @@ class AdvBuilder:
                 out_ids.append(rid)
                 texts.append(text)
                 metas.append({
-                    "recipe": cfg.recipe, "start": start_kinds[i], "rank": rank + 1,
+                    "recipe": recipe, "search": cfg.search, "start": start_kinds[i], "rank": rank + 1,
                     "success": bool(reward >= threshold), "attack_success": bool(res.success),
                     "rm_gold": round(float(r_gold[i]), 6), "rm_start": round(float(r_start[i]), 6),
                     "rm_neg": round(float(reward), 6), "margin": cfg.margin, "words_changed": int(changed),
                     "queries": int(res.queries), "grad_calls": int(res.grad_calls),
                 })
-            if progress:
-                progress(i + 1, len(ids), "attack")
         frame = negatives_frame(out_ids, self.name, texts, metas)
         stats = count_stats(self.name, ids, frame, cfg.k, t0)
         n = len(ids)
         total_queries = pre_queries + attack_queries
         stats.update({
-            "recipe": cfg.recipe,
+            "search": cfg.search,
+            "recipe": recipe,
+            "beam": cfg.beam if cfg.search == "batched" else None,
+            "rounds": rounds,
             "query_budget": cfg.query_budget,
             "margin": cfg.margin,
             "attacked": n,
@@ -166,8 +203,11 @@ class AdvBuilder:
 def _lines(s: dict) -> list[str]:
     rate = f"{100 * s['success_rate']:.1f}%" if s["success_rate"] is not None else "n/a"
     qps = f"{s['queries_per_success']:.1f}" if s["queries_per_success"] is not None else "n/a (no success)"
+    how = (f"batched search (beam {s['beam']}, {s['rounds']} round{'' if s['rounds'] == 1 else 's'})"
+           if s["search"] == "batched"
+           else f"TextAttack recipe {s['recipe']}")
     return [
-        f"  recipe {s['recipe']}, budget {s['query_budget']} queries, margin {s['margin']}: "
+        f"  {how}, budget {s['query_budget']} queries, margin {s['margin']}: "
         f"success {s['successes']}/{s['attacked']} ({rate}); {s['start_already_succeeds']} starts already fooled the RM",
         f"  RM queries {s['rm_queries']} ({s['attack_queries']} in the search, {s['grad_calls']} gradient passes); "
         f"RM queries per success {qps}; successful negatives {s['successful_negatives']}",

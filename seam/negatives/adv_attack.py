@@ -9,9 +9,10 @@ the project's NLTK folder and TextAttack's post-install marker are prepared firs
 * `RewardGoal`: success when R(I∘r*) >= threshold (gold reward + margin); score = reward -
   threshold. It records every text it scores, which is the candidate pool for the k negatives.
 * Transformations (all offline): `CharEdits` (deterministic character swaps/deletions/
-  duplications/keyboard typos), `EmbeddingNeighbourSwap` (nearest words in the RM's own
-  input-embedding space), `GradientSwap` (HotFlip: first-order reward gain from the gradient),
-  `WordNetSwap` (synonyms; only where WordNet data exists, see seam.textattack_env).
+  duplications/keyboard typos; `adv_batch.char_edits`, shared with the batched search),
+  `EmbeddingNeighbourSwap` (nearest words in the RM's own input-embedding space), `GradientSwap`
+  (HotFlip: first-order reward gain from the gradient), `WordNetSwap` (synonyms; only where
+  WordNet data exists, see seam.textattack_env).
 * `GreedyWIR`: TextAttack's greedy word swap with word-importance ranking, adding a gradient
   ranking that uses our wrapper (TextAttack's own assumes a word-level tokenizer).
 """
@@ -19,14 +20,13 @@ the project's NLTK folder and TextAttack's post-install marker are prepared firs
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import SeamError
 from ..textattack_env import ENGLISH_STOPWORDS, import_textattack, wordnet_available
-from .corrupt import text_rng
+from .adv_batch import char_edits, match_case, word_vocab
 
 import_textattack()
 
@@ -40,8 +40,6 @@ from textattack.goal_functions import GoalFunction  # noqa: E402
 from textattack.models.wrappers import ModelWrapper  # noqa: E402
 from textattack.search_methods import GreedyWordSwapWIR  # noqa: E402
 from textattack.transformations import CompositeTransformation, WordSwap  # noqa: E402
-
-_WORD_TOKEN = re.compile(r" [A-Za-z]{2,}")
 
 
 # ============================================================================ victim
@@ -79,19 +77,7 @@ class RewardModelWrapper(ModelWrapper):
     @functools.cached_property
     def word_vocab(self) -> tuple[list[str], torch.Tensor, torch.Tensor]:
         """Single-token words (" word" tokens) of the RM vocabulary: (words, token ids, unit embeddings)."""
-        tok = self.tokenizer
-        n = min(len(tok), self.embeddings.shape[0])
-        decoded = tok.batch_decode([[i] for i in range(n)])
-        words, ids, seen = [], [], set()
-        for i, s in enumerate(decoded):
-            if _WORD_TOKEN.fullmatch(s) and s[1:] not in seen:
-                seen.add(s[1:])
-                words.append(s[1:])
-                ids.append(i)
-        ids_t = torch.tensor(ids, dtype=torch.long, device=self.embeddings.device)
-        emb = self.embeddings.index_select(0, ids_t).float() if ids else self.embeddings[:0].float()
-        unit = emb / emb.norm(dim=1, keepdim=True).clamp_min(1e-8)
-        return words, ids_t, unit
+        return word_vocab(self.tokenizer, self.embeddings)
 
     def word_embedding(self, word: str) -> torch.Tensor:
         ids = self.tokenizer(" " + word, add_special_tokens=False)["input_ids"]
@@ -211,11 +197,6 @@ class RewardGoal(GoalFunction):
 
 # ============================================================================ transformations
 
-_QWERTY = {c: n for c, n in zip("qwertyuiopasdfghjklzxcvbnm",
-                               ["wa", "qes", "wrd", "etf", "ryg", "tuh", "yij", "uok", "ipl", "ol", "qsz", "awdx",
-                                "sefc", "drgv", "fthb", "gyjn", "hukm", "jilm", "kop", "zsx", "xdc", "cfv", "vgb",
-                                "bhn", "njm", "mk"])}
-
 
 class CharEdits(WordSwap):
     """DeepWordBug-style typos (Gao et al. 2018), deterministic: neighbour swaps, deletions,
@@ -228,30 +209,10 @@ class CharEdits(WordSwap):
         self.seed = seed
 
     def _get_replacement_words(self, word):
-        if len(word) < 3 or not word.isalpha():
-            return []
-        cands = set()
-        for j in range(1, len(word) - 1):
-            cands.add(word[:j] + word[j + 1] + word[j] + word[j + 2:])  # swap neighbours
-            cands.add(word[:j] + word[j + 1:])  # delete
-        for j in range(1, len(word)):
-            cands.add(word[:j] + word[j] + word[j:])  # duplicate
-            for c in _QWERTY.get(word[j].lower(), ""):
-                cands.add(word[:j] + (c.upper() if word[j].isupper() else c) + word[j + 1:])
-        cands.discard(word)
-        ordered = sorted(cands)
-        rng = text_rng(self.seed, "char", word)
-        pick = rng.permutation(len(ordered))[: self.max_candidates]
-        return [ordered[int(i)] for i in sorted(pick)]
+        return char_edits(word, self.max_candidates, self.seed)
 
     def extra_repr_keys(self):
         return ["max_candidates"]
-
-
-def _match_case(template: str, word: str) -> str:
-    if template[:1].isupper():
-        return word[:1].upper() + word[1:]
-    return word
 
 
 class EmbeddingNeighbourSwap(WordSwap):
@@ -281,7 +242,7 @@ class EmbeddingNeighbourSwap(WordSwap):
         for c, i in zip(top.values.tolist(), top.indices.tolist()):
             w = words[i]
             if w.lower() != word.lower() and c >= self.min_cos:
-                out.append(_match_case(word, w))
+                out.append(match_case(word, w))
             if len(out) >= self.max_candidates:
                 break
         self._cache[word] = out
@@ -327,7 +288,7 @@ class GradientSwap(WordSwap):
                 w = words_vocab[j]
                 if value <= 0 or w.lower() == words[i].lower():
                     continue
-                out.append(current_text.replace_word_at_index(i, _match_case(words[i], w)))
+                out.append(current_text.replace_word_at_index(i, match_case(words[i], w)))
                 n += 1
                 if n >= self.max_candidates:
                     break
@@ -359,7 +320,7 @@ class WordNetSwap(WordSwap):
                 name = lemma.name()
                 if "_" in name or not name.isalpha() or name.lower() == word.lower() or name in out:
                     continue
-                out.append(_match_case(word, name))
+                out.append(match_case(word, name))
                 if len(out) >= self.max_candidates:
                     return out
         return out
