@@ -53,9 +53,9 @@ from .label import judge_samples, on_policy_label
 from .measure import MeasureConfig, planting_of, train_world_rm
 from .planting import report_markdown as planting_markdown
 from .planting import sft_rows
+from .policy import TEMPLATE, build_causal_base, sample_policy, train_policy
 from .predictors import predictors_for
 from .report import evaluate, report_markdown, write_report
-from .policy import TEMPLATE, build_causal_base, sample_policy, train_policy
 from .skills import SKILLS, World, WorldV2Config, build_world, instructions_rows, skill_tasks, stable_rng, task_skill
 
 STAGES = ("world", "rm", "pm", "label", "negatives", "score", "report")
@@ -73,14 +73,14 @@ class StudyConfig(Settings):
     corpus_factor: float = setting(10.0, "new corpus tasks per RL instruction (contrast retrieves from the corpus)")
     flip_rate: float = setting(0.5, "share of blind skills' surface pairs written flipped (flawed chosen)")
     rm_epochs: float = setting(6.0, "RM training epochs")
-    rm_layers: int = setting(2, "RM transformer layers")
-    rm_hidden: int = setting(128, "RM hidden size")
+    rm_layers: int = setting(3, "RM transformer layers")
+    rm_hidden: int = setting(192, "RM hidden size")
     sft_flaw_rate: float = setting(0.3, "share of SFT answers with the skill's flaw in prone skills")
-    sft_extra_per_skill: int = setting(150, "SFT tasks per skill beyond the world's SFT split (the policy needs more)")
+    sft_extra_per_skill: int = setting(400, "SFT tasks per skill beyond the world's SFT split (the policy needs more)")
     pm_layers: int = setting(4, "policy transformer layers")
     pm_hidden: int = setting(256, "policy hidden size")
     pm_vocab: int = setting(1024, "policy tokenizer vocabulary (BPE, digits split)")
-    pm_epochs: float = setting(6.0, "policy SFT epochs")
+    pm_epochs: float = setting(3.0, "policy SFT epochs")
     pm_learning_rate: float = setting(2e-3, "policy SFT peak learning rate")
     samples: int = setting(8, "policy samples per RL instruction for the label (even: two halves)")
     temperature: float = setting(1.0, "sampling temperature of the label")
@@ -317,14 +317,52 @@ class Study:
         preds = predictors_for(label, details, gold, seed=self.cfg.seed)
         result = evaluate(label, preds, seed=self.cfg.seed, n_boot=self.cfg.n_boot)
         state = self._state()
-        result["study"] = {"config": self.cfg.to_dict(), "stages": state["stages"],
+        truth = json.loads((self.root / "hidden" / "truth.json").read_text())
+        anatomy = label_anatomy(label, truth)
+        negs = json.loads((self.root / "negatives" / "stats.json").read_text())
+        result["study"] = {"config": self.cfg.to_dict(), "stages": state["stages"], "label_anatomy": anatomy,
+                           "negatives": negs,
                            "command": f"python -m seam.testbed.v2.study --seed {self.cfg.seed} --dir {self.root}"}
-        write_report(result, self.root / "report", context_lines=_context(state, self.cfg, self.root))
+        context = _context(state, self.cfg, self.root) + _negatives_lines(negs, self.cfg) + _anatomy_lines(anatomy)
+        write_report(result, self.root / "report", context_lines=context)
         self.say(report_markdown(result).split("\n\n")[1] if "\n\n" in report_markdown(result) else "")
         return {"verdict": result["verdict"]}
 
 
 # ---------------------------------------------------------------- helpers
+
+def label_anatomy(label: pd.DataFrame, truth: dict) -> list[dict]:
+    """What the label is made of, per planted cell (blind x prone): read after SEAM, for the report only."""
+    cell = label.assign(blind=label["skill"].isin(truth["blind"]), prone=label["skill"].isin(truth["prone"]))
+    cols = ["S", "S_surface", "S_wrong", "fooled_share", "correct_share"]
+    out = []
+    for (b, pr), g in cell.groupby(["blind", "prone"]):
+        out.append({"blind": bool(b), "prone": bool(pr), "n": len(g), **{c: float(g[c].mean()) for c in cols}})
+    return out
+
+
+def _anatomy_lines(anatomy: list[dict]) -> list[str]:
+    lines = ["", "What the label is made of (hidden cells, mean per instruction; fooled = share of samples judged "
+             "worse and rewarded above the golden answer; correct = share stating the right answer):", "",
+             "| RM | PM | instructions | mean S | S surface | S wrong | fooled | correct |", "|---|---|---|---|---|---|---|---|"]
+    for a in anatomy:
+        lines.append(f"| {'blind' if a['blind'] else 'covered'} | {'prone' if a['prone'] else 'not prone'} | {a['n']} | "
+                     f"{a['S']:.3f} | {a['S_surface']:.3f} | {a['S_wrong']:.3f} | {a['fooled_share']:.3f} | "
+                     f"{a['correct_share']:.3f} |")
+    return lines
+
+
+def _negatives_lines(stats: dict, cfg: StudyConfig) -> list[str]:
+    parts = []
+    for v, st in stats.items():
+        per = st.get("per_instruction") or {}
+        mean = per.get("mean") if isinstance(per, dict) else None
+        parts.append(f"{v} {st.get('negatives')} ({'' if mean is None else f'{mean:.1f} per instruction, '}"
+                     f"{st.get('without_negatives')} instructions with none, {st.get('seconds')} s)")
+    return ["Negatives: " + "; ".join(parts) + f". Contrast band [{cfg.band[0]}, {cfg.band[1]}], "
+            f"{stats.get('contrast', {}).get('corpus_rows')} corpus rows; llm = the rules backend of seam.negatives "
+            "(generic corruptions of the golden answer: not the policy, not the world's flaw code); adv = the "
+            "batched attack from each instruction's held-out rejected answer."]
 
 def _replace_dir(src: Path, dst: Path) -> None:
     shutil.rmtree(dst, ignore_errors=True)
@@ -356,7 +394,7 @@ def _context(state: dict, cfg: StudyConfig, root: Path) -> list[str]:
              f"{st['label']['pm_gold_score']:.3f} (states the correct answer in {st['label']['pm_correct']:.1%}; "
              f"judged worse than gold in {st['label']['pm_worse_share']:.1%}); gold score on held-out tasks "
              f"{st['pm']['pm_gold_before_sft']:.3f} before SFT, {st['pm']['pm_gold_after_sft']:.3f} after.",
-             f"Stages: " + ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in st.items()) + f"; total {secs / 60:.1f} min "
+             "Stages: " + ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in st.items()) + f"; total {secs / 60:.1f} min "
              f"on 2 CPU cores. Command: `python -m seam.testbed.v2.study --seed {cfg.seed} --dir {root}`."]
     return lines
 
