@@ -134,7 +134,7 @@ def test_good_predictor_beats_noise_and_verdict_says_so(result):
     assert good["auroc_ci"][0] <= good["auroc"] <= good["auroc_ci"][1]
     assert result["reference"] == "seam rank-average"
     assert result["best_baseline"] == "skill mean"
-    assert result["verdict"][0].startswith("SEAM seam rank-average beats the best baseline (skill mean) by")
+    assert result["verdict"][0].startswith("seam rank-average beats the best baseline (skill mean) by")
     assert "seam noise" in result["verdict"][2].split("that do not:")[1]
     aurocs = [r["auroc"] for r in result["predictors"]]
     assert aurocs == sorted(aurocs, reverse=True)
@@ -142,7 +142,7 @@ def test_good_predictor_beats_noise_and_verdict_says_so(result):
 
 def test_verdict_does_not_beat_when_reference_is_noise(table, predictors):
     res = evaluate(table, predictors, reference="seam noise", **FAST)
-    assert res["verdict"][0].startswith("SEAM seam noise does NOT beat the best baseline (skill mean): AUROC")
+    assert res["verdict"][0].startswith("seam noise does NOT beat the best baseline (skill mean): AUROC")
     assert "Goal" in res["verdict"][1] and "NOT met" in res["verdict"][1]
     assert by_name(res)["seam noise"]["diff_vs_reference"] is None
     diff = by_name(res)["skill mean"]

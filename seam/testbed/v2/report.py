@@ -371,13 +371,13 @@ def _beats(ci: list[float] | None) -> bool:
 def _verdict(ref: str, best: str | None, predictors: Mapping[str, dict], point: dict, boot: dict) -> list[str]:
     """Plain sentences: does the reference (and each seam predictor) beat the best baseline?"""
     if best is None:
-        return [f"No baseline predictor was given; nothing to compare SEAM {ref} with."]
+        return [f"No baseline predictor was given; nothing to compare {ref} with."]
     d, ci = _diff(boot, ref, best, point)
     a, b = point[ref], point[best]
     if _beats(ci):
-        lines = [f"SEAM {ref} beats the best baseline ({best}) by {_f(d)} AUROC {_fci(ci)}"]
+        lines = [f"{ref} beats the best baseline ({best}) by {_f(d)} AUROC {_fci(ci)}"]
     else:
-        lines = [f"SEAM {ref} does NOT beat the best baseline ({best}): AUROC {_f(a['auroc'])} "
+        lines = [f"{ref} does NOT beat the best baseline ({best}): AUROC {_f(a['auroc'])} "
                  f"{_fci(a['auroc_ci'])} vs {_f(b['auroc'])} {_fci(b['auroc_ci'])}, difference {_f(d)} {_fci(ci)}"]
     margin = d is not None and d >= GOAL_MARGIN
     w_ci = a["auroc_within_skill_ci"]

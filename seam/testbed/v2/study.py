@@ -61,6 +61,7 @@ from .skills import SKILLS, World, WorldV2Config, build_world, instructions_rows
 STAGES = ("world", "rm", "pm", "label", "negatives", "score", "report")
 VARIANTS = ("contrast", "llm", "adv")
 WEIGHTINGS = ("paper", "prob")
+RUN_OPTIONS = ("keep_going",)  # settings that do not change what a stage computes
 
 
 @dataclass
@@ -163,12 +164,17 @@ class Study:
             return json.loads(self.state_file.read_text())
         return {"config": self.cfg.to_dict(), "stages": {}}
 
-    def run(self, until: str = "report") -> dict:
+    def run(self, until: str = "report", redo: str | None = None) -> dict:
+        """Run the stages up to `until`, reusing finished ones; `redo` re-runs that stage and every later one."""
         for sub in ("data", "hidden", "models", "negatives", "results", "report", "work"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         state = self._state()
-        if state["config"] != json_safe(self.cfg.to_dict()):
+        same = {k: v for k, v in state["config"].items() if k not in RUN_OPTIONS}
+        if same != {k: v for k, v in json_safe(self.cfg.to_dict()).items() if k not in RUN_OPTIONS}:
             raise SeamError(f"{self.root} holds a study with another config; use a new --dir (or delete that one)")
+        if redo is not None:
+            for name in STAGES[STAGES.index(redo):]:
+                state["stages"].pop(name, None)
         for name in STAGES[: STAGES.index(until) + 1]:
             if name in state["stages"]:
                 self.say(f"[{name}] done before ({state['stages'][name]['seconds']} s), reused")
@@ -403,6 +409,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dir", required=True, help="study folder (created; a re-run reuses finished stages)")
     ap.add_argument("--until", choices=STAGES, default="report", help="stop after this stage")
+    ap.add_argument("--redo", choices=STAGES, default=None, help="run this stage and every later one again")
     for f, v in asdict(StudyConfig()).items():
         if isinstance(v, bool):
             ap.add_argument("--" + f.replace("_", "-"), action="store_true", default=v)
@@ -416,7 +423,7 @@ def main(argv=None) -> int:
     import torch  # lazy: only the command line sets threads
 
     torch.set_num_threads(2)
-    Study(cfg, Path(args.dir), say=lambda m: print(m, file=sys.stderr, flush=True)).run(args.until)
+    Study(cfg, Path(args.dir), say=lambda m: print(m, file=sys.stderr, flush=True)).run(args.until, args.redo)
     print((Path(args.dir) / "report" / "validation.md").read_text() if args.until == "report" else "")
     return 0
 
