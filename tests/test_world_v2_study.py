@@ -104,6 +104,7 @@ def test_tiny_study_end_to_end(tmp_path):
     assert rep["n_instructions"] == state["stages"]["world"]["rl"]
     md = (tmp_path / "report" / "validation.md").read_text()
     assert "beat" in md.split("|")[0]  # the verdict comes before the table
+    assert "What the label is made of" in md and "| blind | prone |" in md
     # the outside contract: the instructions, both HF model folders, section-3 scores, the gold judge by CLI
     rl = read_table(tmp_path / "data" / "rl.jsonl")
     assert {"category", "skill"} <= set(rl["meta"].iloc[0])
@@ -126,5 +127,8 @@ def test_tiny_study_end_to_end(tmp_path):
     # a re-run reuses every stage; another config in the same folder is refused
     again = Study(cfg, tmp_path, say=lambda m: None).run()
     assert again["stages"] == state["stages"]
+    redone = Study(StudyConfig(**{**cfg.to_dict(), "keep_going": False}), tmp_path, say=lambda m: None).run(redo="report")
+    assert {k: v for k, v in redone["stages"].items() if k != "report"} == {
+        k: v for k, v in state["stages"].items() if k != "report"}
     with pytest.raises(SeamError, match="another config"):
         Study(StudyConfig(**{**cfg.to_dict(), "seed": 2}), tmp_path, say=lambda m: None).run()
