@@ -90,12 +90,12 @@ def test_the_study_stages_do_not_hand_hidden_files_to_the_negatives():
     assert "hidden" not in body and "truth" not in body and "label" not in body
 
 
-def test_tiny_study_end_to_end(tmp_path):
-    cfg = StudyConfig(seed=1, tasks_per_skill=8, fractions=(0.4, 0.1, 0.2, 0.3), corpus_factor=1.0, rm_epochs=0.5,
-                      rm_layers=1, rm_hidden=32, pm_layers=1, pm_hidden=32, pm_vocab=300, pm_epochs=0.5, samples=2,
-                      max_new_tokens=12, k_contrast=3, band=(0.3, 1.0), k_llm=2, k_adv=2, adv_budget=8, n_boot=50,
-                      keep_going=True)
-    state = Study(cfg, tmp_path, say=lambda m: None).run()
+def test_tiny_study_end_to_end(tmp_path, capsys):
+    cfg = StudyConfig.tiny(seed=1)
+    assert main(["demo", "--world", "v2", "--tiny", "--seed", "1", "--no-serve", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "study ready" in out and "the best baseline" in out  # the verdict is printed
+    state = Study(cfg, tmp_path, say=lambda m: None).run()  # every stage reused (the CLI built the tiny config)
     assert list(state["stages"]) == ["world", "rm", "pm", "label", "negatives", "score", "report"]
     rep = json.loads((tmp_path / "report" / "validation.json").read_text())
     names = {p["name"] for p in rep["predictors"]}
@@ -132,3 +132,16 @@ def test_tiny_study_end_to_end(tmp_path):
         k: v for k, v in state["stages"].items() if k != "report"}
     with pytest.raises(SeamError, match="another config"):
         Study(StudyConfig(**{**cfg.to_dict(), "seed": 2}), tmp_path, say=lambda m: None).run()
+
+
+def test_study_size_and_cli_errors(tmp_path, capsys):
+    cfg = StudyConfig.for_size(0, 300)
+    assert len(build_world(cfg.world_config()).splits["rl"]) >= 300
+    assert StudyConfig.for_size(0, 200).tasks_per_skill < cfg.tasks_per_skill
+    for argv, msg in ((["demo", "--world", "v2", "--dir", str(tmp_path)], "add --no-serve"),
+                      (["demo", "--size", "300", "--no-serve", "--dir", str(tmp_path)], "--world v2 only"),
+                      (["demo", "--world", "v2", "--size", "10", "--no-serve", "--dir", str(tmp_path)], "at least 64")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())  # nothing half-written

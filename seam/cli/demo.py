@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from app.server import ServeConfig, serve
 from db import load, open_store
 
 from ..demo import DemoConfig, build_demo
+from ..errors import SeamError
 from . import example_epilog
 
 DEFAULT_DIR = "demo-project"
@@ -27,19 +29,28 @@ def register(sub) -> None:
         epilog=example_epilog(
             "seam demo                                  # ~15 min on 2 CPU cores, then http://127.0.0.1:8501",
             "seam demo --tiny --no-serve --dir /tmp/d   # tiny models, under a minute (tests)",
+            "seam demo --world v2 --no-serve --dir /tmp/v2 --size 1500   # the world-v2 validation study (~40 min)",
         ),
     )
     p.add_argument("--dir", default=DEFAULT_DIR, metavar="DIR", help=f"project folder (default ./{DEFAULT_DIR})")
     p.add_argument("--tiny", action="store_true", help="tiny random models and a small world (fast; for tests)")
     p.add_argument("--seed", type=int, default=0, help="seed of the world, training and sampling (default 0)")
     p.add_argument("--no-serve", action="store_true", help="build only; do not start the dashboard")
+    p.add_argument("--world", choices=("v1", "v2"), default="v1",
+                   help="v1: the demo project the dashboard serves (default); v2: the world-v2 validation study "
+                        "(small from-scratch PM and RM, on-policy label, report/validation.md; build only: needs --no-serve)")
+    p.add_argument("--size", type=int, default=None, metavar="N",
+                   help="--world v2: at least N RL instructions (default 1,548)")
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-
+    if args.world == "v2":
+        return run_v2(args)
+    if args.size is not None:
+        raise SeamError("--size applies to --world v2 only")
     cfg = DemoConfig.tiny_config(args.seed) if args.tiny else DemoConfig(seed=args.seed)
     root = Path(args.dir).resolve()
     t0 = time.time()
@@ -57,3 +68,25 @@ def run(args) -> int:
         return 0
     print(f"serving the dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)")
     return serve(ServeConfig(db=str(root), host=args.host, port=args.port, worker=True, quiet=False))
+
+
+def run_v2(args) -> int:
+    """The world-v2 validation study (seam.testbed.v2.study) in --dir: data/rl.jsonl, models/pm and models/rm,
+    results/seam.jsonl, report/validation.{md,json}; a re-run reuses every finished stage."""
+    from ..testbed.v2.study import Study, StudyConfig  # lazy: pulls in the trainers (TRL); only --world v2 needs it
+
+    if not args.no_serve:
+        raise SeamError("--world v2 builds the validation study only; the dashboard does not show it yet: add --no-serve")
+    if args.tiny and args.size is not None:
+        raise SeamError("--tiny and --size do not go together: --tiny fixes a small world")
+    cfg = StudyConfig.tiny(args.seed) if args.tiny else (
+        StudyConfig.for_size(args.seed, args.size) if args.size is not None else StudyConfig(seed=args.seed))
+    root = Path(args.dir).resolve()
+    t0 = time.time()
+    print(f"building the world-v2 study in {root}", file=sys.stderr)
+    Study(cfg, root, say=lambda m: print(m, file=sys.stderr, flush=True)).run()
+    verdict = json.loads((root / "report" / "validation.json").read_text())["verdict"]
+    print(f"study ready in {time.time() - t0:.0f}s: {root / 'report' / 'validation.md'}")
+    for line in verdict:
+        print(f"  {line}")
+    return 0

@@ -56,7 +56,7 @@ from .planting import sft_rows
 from .policy import TEMPLATE, build_causal_base, sample_policy, train_policy
 from .predictors import predictors_for
 from .report import evaluate, report_markdown, write_report
-from .skills import SKILLS, World, WorldV2Config, build_world, instructions_rows, skill_tasks, stable_rng, task_skill
+from .skills import SKILLS, SPLITS, World, WorldV2Config, build_world, instructions_rows, skill_tasks, stable_rng, task_skill
 
 STAGES = ("world", "rm", "pm", "label", "negatives", "score", "report")
 VARIANTS = ("contrast", "llm", "adv")
@@ -99,6 +99,26 @@ class StudyConfig(Settings):
             raise SeamError(f"--samples {self.samples}: give an even number >= 2 (the label is split in halves)")
         if self.corpus_factor < 0:
             raise SeamError(f"--corpus-factor {self.corpus_factor}: must be >= 0")
+
+    @classmethod
+    def tiny(cls, seed: int = 0) -> StudyConfig:
+        """Tiny models and a small world: the whole study in well under a minute (tests, smoke runs)."""
+        return cls(seed=seed, tasks_per_skill=8, fractions=(0.4, 0.1, 0.2, 0.3), corpus_factor=1.0, rm_epochs=0.5,
+                   rm_layers=1, rm_hidden=32, pm_layers=1, pm_hidden=32, pm_vocab=300, pm_epochs=0.5,
+                   sft_extra_per_skill=0, samples=2, max_new_tokens=12, k_contrast=3, band=(0.3, 1.0), k_llm=2,
+                   k_adv=2, adv_budget=8, n_boot=50, keep_going=True)
+
+    @classmethod
+    def for_size(cls, seed: int, size: int) -> StudyConfig:
+        """The default study with tasks_per_skill chosen so the RL split has at least `size` instructions."""
+        if size < 64:
+            raise SeamError(f"--size {size}: give at least 64 RL instructions (2 per skill)")
+        cfg = cls(seed=seed)
+        share = cfg.fractions[SPLITS.index("rl")]
+        cfg.tasks_per_skill = max(8, -(-size // int(share * len(SKILLS))))
+        while (n := len(build_world(cfg.world_config()).splits["rl"])) < size:  # the facts skills run out early
+            cfg.tasks_per_skill += max(1, -(-(size - n) // int(share * (len(SKILLS) - 7))))
+        return cfg
 
     def world_config(self) -> WorldV2Config:
         return WorldV2Config(seed=self.seed, tasks_per_skill=self.tasks_per_skill, fractions=self.fractions)
