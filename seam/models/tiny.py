@@ -60,25 +60,28 @@ def tiny_config(tokenizer, hidden: int = 64, layers: int = 2, heads: int = 4, kv
 
 def build_tiny_models(out: str | Path, seed: int = 0, hidden: int = 64, layers: int = 2) -> tuple[Path, Path]:
     """Write `out/pm` (LlamaForCausalLM) and `out/rm` (LlamaForSequenceClassification, 1 label)."""
-    import torch
-    from transformers import LlamaForCausalLM, LlamaForSequenceClassification
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer()
-    cfg = tiny_config(tok, hidden=hidden, layers=layers)
+    return (save_fresh_llama(out / "pm", tok, role="pm", hidden=hidden, layers=layers, heads=4, seed=seed),
+            save_fresh_llama(out / "rm", tok, role="rm", hidden=hidden, layers=layers, heads=4, seed=seed + 1))
+
+
+def save_fresh_llama(out: str | Path, tokenizer, *, role: str, hidden: int, layers: int, heads: int, seed: int) -> Path:
+    """A freshly initialised Llama of `role` "pm" (causal LM) or "rm" (one-label sequence classifier) sized by
+    `hidden`, `layers`, `heads` (half as many key/value heads), saved with `tokenizer` to `out` (replaced)."""
+    import torch
+    from transformers import LlamaForCausalLM, LlamaForSequenceClassification
+
+    cfg = tiny_config(tokenizer, hidden=hidden, layers=layers, heads=heads, kv_heads=max(1, heads // 2))
+    if role == "rm":
+        cfg.num_labels = 1
     torch.manual_seed(seed)
-    pm = LlamaForCausalLM(cfg)
-    rm_cfg = tiny_config(tok, hidden=hidden, layers=layers)
-    rm_cfg.num_labels = 1
-    torch.manual_seed(seed + 1)
-    rm = LlamaForSequenceClassification(rm_cfg)
-    paths = []
-    for name, model in (("pm", pm), ("rm", rm)):
-        d = out / name
-        with atomic_output(d) as tmp:
-            model.save_pretrained(tmp, safe_serialization=True)
-            tok.save_pretrained(tmp)
-            shutil.rmtree(d, ignore_errors=True)  # an earlier build
-        paths.append(d)
-    return paths[0], paths[1]
+    model = (LlamaForSequenceClassification if role == "rm" else LlamaForCausalLM)(cfg)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(out, ignore_errors=True)  # an earlier build
+    return out

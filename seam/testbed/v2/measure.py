@@ -28,7 +28,7 @@ from ...io import json_safe, write_json, write_text
 from ...models.loading import load_rm
 from ...models.scoring import RewardScorer
 from ...models.templates import get_template
-from ...models.tiny import build_tokenizer, tiny_config
+from ...models.tiny import build_tokenizer, save_fresh_llama
 from ...train import train_rm
 from ...train.config import RMConfig
 from .planting import planting_report, probe_rows, report_markdown, rm_pairs
@@ -60,18 +60,8 @@ def world_tokenizer(texts: list[str], vocab_size: int):
 
 def build_rm_base(out: Path, texts: list[str], cfg: MeasureConfig, seed: int) -> Path:
     """A fresh LlamaForSequenceClassification (1 label) and its tokenizer, saved to `out`."""
-    import torch
-    from transformers import LlamaForSequenceClassification
-
     tok = world_tokenizer(texts, cfg.vocab_size)
-    mcfg = tiny_config(tok, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, kv_heads=max(1, cfg.heads // 2))
-    mcfg.num_labels = 1
-    torch.manual_seed(seed)
-    model = LlamaForSequenceClassification(mcfg)
-    shutil.rmtree(out, ignore_errors=True)
-    model.save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
-    return out
+    return save_fresh_llama(out, tok, role="rm", hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, seed=seed)
 
 
 def train_world_rm(world, root: Path, cfg: MeasureConfig, say=print):

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from ...models.loading import load_pm
 from ...models.templates import get_template
-from ...models.tiny import build_tokenizer, tiny_config
+from ...models.tiny import build_tokenizer, save_fresh_llama
 from ...train import train_sft
 from ...train.config import SFTConfig
 from ...train.eval import generate
@@ -27,17 +27,8 @@ TEMPLATE = "stackllama"
 def build_causal_base(out: Path, texts: list[str], *, vocab_size: int, hidden: int, layers: int, heads: int,
                       seed: int) -> Path:
     """A fresh LlamaForCausalLM and its tokenizer (digits split), saved to `out`."""
-    import torch  # lazy: torch is heavy and only needed when a model is built
-    from transformers import LlamaForCausalLM
-
     tok = build_tokenizer(vocab_size, texts, split_digits=True)
-    cfg = tiny_config(tok, hidden=hidden, layers=layers, heads=heads, kv_heads=max(1, heads // 2))
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(cfg)
-    shutil.rmtree(out, ignore_errors=True)
-    model.save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
-    return out
+    return save_fresh_llama(out, tok, role="pm", hidden=hidden, layers=layers, heads=heads, seed=seed)
 
 
 def train_policy(sft_file: Path, base: Path, out: Path, *, epochs: float, learning_rate: float, batch_size: int,
