@@ -1,4 +1,4 @@
-"""`seam train {sft,rm,ppo,merge,eval-rm,eval-policy,compare}`: training, adapters and evaluation."""
+"""`seam train {sft,rm,ppo,grpo,rloo,merge,eval-rm,eval-policy,compare}`: training, adapters and evaluation."""
 
 from __future__ import annotations
 
@@ -37,6 +37,21 @@ _TRAIN_HELP = {
              "Policy and reference come from --policy (--sft-model-path); reward and value models from",
              "--reward-model (--reward-model-path); both need the same tokenizer.",
              "Per-update metrics: objective/scores, objective/kl, objective/rlhf_reward, loss/policy_avg, loss/value_avg."]),
+    "grpo": ("GRPO of a policy with the reward model as reward function (TRL 1.12 GRPOTrainer)",
+             ["seam train grpo --policy runs/sft --reward-model runs/rm --data rl.filtered.jsonl --out runs/grpo \\",
+              "                 --max-steps 200 --num-generations 8 --per-device-train-batch-size 16 \\",
+              "                 --max-completion-length 128 --beta 0.04 --lora",
+              "seam train grpo --config trl_grpo.yaml   # TRL's key names: num_generations, beta, loss_type, ...",
+              "",
+              "Each prompt gets --num-generations completions; the RM scores template(prompt, completion) with its own",
+              "tokenizer (it may differ from the policy's). --per-device-train-batch-size counts completions.",
+              "Per-step metrics: reward, reward_std, rewards/reward_model/mean, kl (with --beta > 0), loss, entropy."]),
+    "rloo": ("RLOO of a policy with the reward model as reward function (TRL 1.12 RLOOTrainer)",
+             ["seam train rloo --policy runs/sft --reward-model runs/rm --data rl.filtered.jsonl --out runs/rloo \\",
+              "                 --max-steps 200 --num-generations 4 --per-device-train-batch-size 16 --beta 0.05 --lora",
+              "",
+              "REINFORCE with a leave-one-out baseline over --num-generations completions per prompt; the reward is",
+              "the RM's score minus beta x KL to the reference. Same reward function, data and metrics as grpo."]),
 }
 
 
@@ -44,6 +59,8 @@ _TRAIN_HELP = {
 # old names (--batch-size, --steps, --mini-batches, ...) still work as hidden flags with a deprecation line.
 _FLAG_ALIASES = {"output_dir": ("--out",), "disable_tqdm": ("--quiet",), "sft_model_path": ("--policy",),
                  "reward_model_path": ("--reward-model",)}
+# per trainer: GRPO / RLOO call the policy `model` (TRL's model_name_or_path) and take --policy too, as PPO does
+_KIND_FLAG_ALIASES = {"grpo": {"model": ("--policy",)}, "rloo": {"model": ("--policy",)}}
 
 
 def _add_train(sub, kind: str) -> None:
@@ -51,7 +68,7 @@ def _add_train(sub, kind: str) -> None:
     p = sub.add_parser(kind, help=help_, description=help_[0].upper() + help_[1:] + ".",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=example_epilog(*example))
     p.add_argument("--config", metavar="YAML", help="YAML file with one key per setting (flags override it)")
-    add_config_flags(p, TRAIN_CONFIGS[kind], aliases=_FLAG_ALIASES)
+    add_config_flags(p, TRAIN_CONFIGS[kind], aliases={**_FLAG_ALIASES, **_KIND_FLAG_ALIASES.get(kind, {})})
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=_run_train, kind=kind)
 
@@ -64,7 +81,8 @@ def _run_train(args) -> int:
         print(json.dumps(result.to_json() | {"history": None}, indent=1))
         return 0
     shown = {k: result.metrics[k] for k in ("loss", "train_loss", "eval_loss", "eval_accuracy", "objective/scores",
-                                             "objective/kl", "objective/rlhf_reward") if k in result.metrics}
+                                             "objective/kl", "objective/rlhf_reward", "reward", "kl", "eval_reward")
+             if k in result.metrics}
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in shown.items() if isinstance(v, (int, float)))
     what = "LoRA adapter" if result.adapter else "model"
     print(f"trained {result.kind}: {result.steps} steps on {result.rows['train']} rows in {result.seconds:.1f}s"
@@ -275,16 +293,18 @@ def _run_compare(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train SFT / RM / PPO models, merge adapters, evaluate and compare runs",
+    p = sub.add_parser("train", help="train SFT / RM / PPO / GRPO / RLOO models, merge adapters, evaluate and "
+                                     "compare runs",
                        description="Training on TRL 1.12 + PEFT, adapter merging, and evaluation (docs/training.md).",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=example_epilog(
                            "seam train sft --model models/base --data sft.jsonl --out runs/sft",
                            "seam train rm  --model runs/sft --data prefs.jsonl --out runs/rm",
                            "seam train ppo --policy runs/sft --reward-model runs/rm --data rl.jsonl --out runs/ppo",
+                           "seam train grpo --policy runs/sft --reward-model runs/rm --data rl.jsonl --out runs/grpo",
                            "seam train eval-policy --pm runs/ppo --data test.jsonl --judge gold --out eval.jsonl"))
     inner = p.add_subparsers(dest="train_command", metavar="STEP", parser_class=type(p))
-    for kind in ("sft", "rm", "ppo"):
+    for kind in ("sft", "rm", "ppo", "grpo", "rloo"):
         _add_train(inner, kind)
     _add_merge(inner)
     register_eval(inner)

@@ -1,4 +1,4 @@
-"""Typed configs for `train_sft`, `train_rm` and `train_ppo`, loadable from YAML with overrides.
+"""Typed configs for the trainers (sft, rm, ppo, grpo, rloo), loadable from YAML with overrides.
 
 They are `seam.settings.Settings`: every field has a ``help`` string; `add_config_flags` turns the
 fields of a config class into ``--kebab-case`` flags (default None, so only flags the user typed
@@ -13,11 +13,13 @@ validates it:
 Defaults follow the paper's appendix C where it gives a value (SFT lr 1e-4 with 10 warmup steps,
 RM lr 2e-5, PPO lr 1.4e-5, batch 32, 200 PPO steps); the rest are TRL's.
 
-Field names are TRL 1.12's (`SFTConfig`, `RewardConfig`, `trl.experimental.ppo.PPOConfig`) and
-transformers' `TrainingArguments`' wherever the meaning is the same, so a TRL YAML's trainer keys
-load as they are. The names used before are ``ALIASES``: they still work (YAML, overrides, flags,
-constructor) with one deprecation line. TRL keys with a different shape here (``bf16``,
-``model_name_or_path``, ...) are unknown keys whose error says what to use (``HINTS``).
+Field names are TRL 1.12's (`SFTConfig`, `RewardConfig`, `trl.experimental.ppo.PPOConfig`,
+`GRPOConfig`, `RLOOConfig`) and transformers' `TrainingArguments`' wherever the meaning is the same,
+so a TRL YAML's trainer keys load as they are. The names used before are ``ALIASES``: they still
+work (YAML, overrides, flags, constructor) with one deprecation line. TRL keys with a different
+shape here (``bf16``, ``model_name_or_path``, ...) are unknown keys whose error says what to use
+(``HINTS``). GRPO and RLOO have no paper defaults: theirs are TRL's, except max_completion_length
+(128), max_prompt_tokens (256) and logging_steps (1).
 """
 
 from __future__ import annotations
@@ -258,7 +260,118 @@ class PPOConfig(TrainCommon):
                             "or turn it off")
 
 
-TRAIN_CONFIGS: dict[str, type[TrainCommon]] = {"sft": SFTConfig, "rm": RMConfig, "ppo": PPOConfig}
+
+# TRL 1.12's GRPOTrainer loss_type values and scale_rewards strategies
+GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+SCALE_REWARDS = ("group", "batch", "none")
+
+
+@dataclass
+class GroupRLCommon(TrainCommon):
+    """What GRPO and RLOO share (TRL 1.12's `GRPOConfig` and `RLOOConfig` name these fields alike):
+    a policy sampled `num_generations` times per prompt, the reward model as the reward function."""
+
+    model: str = setting("", "policy model folder (the SFT'd PM: HF layout, .gguf folder or LoRA run); with "
+                         "beta > 0 also the frozen reference (with LoRA: the policy without its adapter)", metavar="DIR")
+    reward_model_path: str = setting("", "reward model folder: a trained one-label sequence classifier; it re-reads "
+                                     "the decoded text with its own tokenizer, so it may differ from the policy's",
+                                     metavar="DIR")
+    learning_rate: float = setting(1e-6, "peak learning rate (AdamW; TRL's default 1e-6)")
+    per_device_train_batch_size: int = setting(8, "completions per device per step (num_generations per prompt, so "
+                                               "prompts per step = this x gradient_accumulation_steps / num_generations)")
+    num_generations: int = setting(8, "completions sampled per prompt (the group; >= 2)")
+    max_completion_length: int = setting(128, "max new tokens per completion (TRL's default: 512)")
+    max_prompt_tokens: int | None = setting(256, "keep the first N prompt tokens (rendered query); None = no cut")
+    temperature: float = setting(1.0, "sampling temperature")
+    top_p: float = setting(1.0, "nucleus sampling: keep the smallest set of tokens with this much probability (0, 1]")
+    top_k: int = setting(0, "keep only the k most likely tokens (0 = off)")
+    min_p: float | None = setting(None, "drop tokens below min_p x the top token's probability (None = off)")
+    repetition_penalty: float = setting(1.0, "penalty on tokens already in the prompt and completion (1.0 = none)")
+    beta: float = setting(0.0, "KL coefficient against the reference policy (0 = no reference model is loaded)")
+    num_iterations: int = setting(1, "optimisation passes over each generated batch (mu)")
+    epsilon: float = setting(0.2, "clip range of the probability ratio")
+    epsilon_high: float | None = setting(None, "upper clip range (None = epsilon)")
+    mask_truncated_completions: bool = setting(False, "leave completions that hit max_completion_length out of the loss")
+    disable_dropout: bool = setting(False, "switch dropout off in the policy (and reference)")
+    shuffle_dataset: bool = setting(True, "shuffle the prompts")
+    logging_steps: int = setting(1, "log metrics every N steps")
+
+    HINTS = {**_HINTS, "model_name_or_path": "use model (the policy)",
+             "reward_model_name_or_path": "use reward_model_path",
+             "reward_funcs": "the reward model is the reward function: set reward_model_path",
+             "use_vllm": "not supported here (generation runs in transformers)",
+             "max_prompt_length": "use max_prompt_tokens"}
+
+    def _required(self):
+        return ("model", "reward_model_path") + super()._required()
+
+    @property
+    def prompts_per_step(self) -> int:
+        """Prompts one generation batch samples from (TRL: generation_batch_size / num_generations)."""
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps // max(self.num_generations, 1)
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("num_generations", "max_completion_length", "num_iterations"):
+            _positive(self, name)
+        if self.num_generations < 2:
+            raise SeamError(f"num_generations must be at least 2 (each completion is compared with the others of its "
+                            f"prompt), got {self.num_generations}")
+        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if batch % self.num_generations:
+            raise SeamError(f"per_device_train_batch_size x gradient_accumulation_steps ({batch}) must be a multiple of "
+                            f"num_generations ({self.num_generations}): every step holds whole groups of completions")
+        if self.eval_data and self.eval_batch_size % self.num_generations:
+            raise SeamError(f"per_device_eval_batch_size ({self.eval_batch_size}) must be a multiple of num_generations "
+                            f"({self.num_generations}) to evaluate on eval_data")
+        _non_negative(self, "top_k")
+        checks = (("temperature", self.temperature > 0, "> 0"), ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+                  ("repetition_penalty", self.repetition_penalty > 0, "> 0"),
+                  ("beta", self.beta >= 0 and math.isfinite(self.beta), ">= 0"), ("epsilon", self.epsilon > 0, "> 0"),
+                  ("epsilon_high", self.epsilon_high is None or self.epsilon_high > 0, "> 0"),
+                  ("min_p", self.min_p is None or 0 <= self.min_p <= 1, "in [0, 1]"))
+        for name, ok, what in checks:
+            if not ok:
+                raise SeamError(f"{name} must be {what}, got {getattr(self, name)!r}")
+
+
+@dataclass
+class GRPOConfig(GroupRLCommon):
+    """GRPO (TRL 1.12 `GRPOTrainer`): group-relative advantages over num_generations completions per prompt."""
+
+    loss_type: str = setting("dapo", "TRL loss: " + " | ".join(GRPO_LOSS_TYPES) + " (dapo: TRL's default)")
+    scale_rewards: str = setting("group", "divide advantages by the reward std of the group | batch | none (Dr. GRPO)")
+
+    kind = "grpo"
+
+    def validate(self) -> None:
+        super().validate()
+        _choice(self, "loss_type", GRPO_LOSS_TYPES)
+        _choice(self, "scale_rewards", SCALE_REWARDS)
+
+
+@dataclass
+class RLOOConfig(GroupRLCommon):
+    """RLOO (TRL 1.12 `RLOOTrainer`): REINFORCE with the leave-one-out mean of the other completions as baseline."""
+
+    num_generations: int = setting(2, "completions sampled per prompt (>= 2; TRL's RLOO default 2)")
+    beta: float = setting(0.05, "KL coefficient against the reference policy, subtracted from the reward "
+                          "(0 = no reference model is loaded; TRL's RLOO default 0.05)")
+    normalize_advantages: bool = setting(False, "normalise advantages to mean 0, std 1 per generation batch")
+    reward_clip_range: tuple[float, ...] | None = setting(None, "clip rewards to [MIN, MAX] (two numbers; None = no clip)",
+                                                          metavar="X")
+
+    kind = "rloo"
+
+    def validate(self) -> None:
+        super().validate()
+        r = self.reward_clip_range
+        if r is not None and (len(r) != 2 or not r[0] < r[1]):
+            raise SeamError(f"reward_clip_range must be two numbers MIN MAX with MIN < MAX, got {list(r)}")
+
+
+TRAIN_CONFIGS: dict[str, type[TrainCommon]] = {"sft": SFTConfig, "rm": RMConfig, "ppo": PPOConfig,
+                                                "grpo": GRPOConfig, "rloo": RLOOConfig}
 
 
 # ============================================================================ validation helpers
