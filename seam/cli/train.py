@@ -1,4 +1,4 @@
-"""`seam train {sft,rm,ppo,grpo,rloo,merge,eval-rm,eval-policy,compare}`: training, adapters and evaluation."""
+"""`seam train {sft,rm,ppo,grpo,rloo,bon,merge,eval-rm,eval-policy,compare}`: training, adapters and evaluation."""
 
 from __future__ import annotations
 
@@ -52,6 +52,14 @@ _TRAIN_HELP = {
               "",
               "REINFORCE with a leave-one-out baseline over --num-generations completions per prompt; the reward is",
               "the RM's score minus beta x KL to the reference. Same reward function, data and metrics as grpo."]),
+    "bon": ("best-of-n: sample n completions per prompt, keep the RM's best, fine-tune on the picks (k rounds)",
+            ["seam train bon --policy runs/sft --reward-model runs/rm --data rl.filtered.jsonl --out runs/bon \\",
+             "               --num-generations 8 --rounds 2 --num-train-epochs 1 --lora",
+             "",
+             "The cheapest RL arm: no value model, no reference; each round samples from the previous round's policy.",
+             "The RM scores template(prompt, completion) with its own tokenizer. Per-round metrics:",
+             "bon/sample_reward_mean, bon/pick_reward_mean, sft/train_loss. The run folder ends with a plain model",
+             "(LoRA rounds are merged) and rounds/round-K/picks.jsonl."]),
 }
 
 
@@ -60,7 +68,7 @@ _TRAIN_HELP = {
 _FLAG_ALIASES = {"output_dir": ("--out",), "disable_tqdm": ("--quiet",), "sft_model_path": ("--policy",),
                  "reward_model_path": ("--reward-model",)}
 # per trainer: GRPO / RLOO call the policy `model` (TRL's model_name_or_path) and take --policy too, as PPO does
-_KIND_FLAG_ALIASES = {"grpo": {"model": ("--policy",)}, "rloo": {"model": ("--policy",)}}
+_KIND_FLAG_ALIASES = {"grpo": {"model": ("--policy",)}, "rloo": {"model": ("--policy",)}, "bon": {"model": ("--policy",)}}
 
 
 def _add_train(sub, kind: str) -> None:
@@ -81,7 +89,8 @@ def _run_train(args) -> int:
         print(json.dumps(result.to_json() | {"history": None}, indent=1))
         return 0
     shown = {k: result.metrics[k] for k in ("loss", "train_loss", "eval_loss", "eval_accuracy", "objective/scores",
-                                             "objective/kl", "objective/rlhf_reward", "reward", "kl", "eval_reward")
+                                             "objective/kl", "objective/rlhf_reward", "reward", "kl", "eval_reward",
+                                             "bon/sample_reward_mean", "bon/pick_reward_mean")
              if k in result.metrics}
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in shown.items() if isinstance(v, (int, float)))
     what = "LoRA adapter" if result.adapter else "model"
@@ -304,7 +313,7 @@ def register(sub) -> None:
                            "seam train grpo --policy runs/sft --reward-model runs/rm --data rl.jsonl --out runs/grpo",
                            "seam train eval-policy --pm runs/ppo --data test.jsonl --judge gold --out eval.jsonl"))
     inner = p.add_subparsers(dest="train_command", metavar="STEP", parser_class=type(p))
-    for kind in ("sft", "rm", "ppo", "grpo", "rloo"):
+    for kind in ("sft", "rm", "ppo", "grpo", "rloo", "bon"):
         _add_train(inner, kind)
     _add_merge(inner)
     register_eval(inner)

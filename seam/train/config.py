@@ -370,8 +370,42 @@ class RLOOConfig(GroupRLCommon):
             raise SeamError(f"reward_clip_range must be two numbers MIN MAX with MIN < MAX, got {list(r)}")
 
 
+@dataclass
+class BoNConfig(TrainCommon):
+    """Best-of-n rejection-sampling fine-tuning: each round samples num_generations completions per prompt,
+    keeps the one the reward model scores highest, and fine-tunes the policy on the picks (SFT)."""
+
+    model: str = setting("", "policy model folder (the SFT'd PM: HF layout, .gguf folder or LoRA run)", metavar="DIR")
+    reward_model_path: str = setting("", "reward model folder: a trained one-label sequence classifier (it reads the "
+                                     "decoded text with its own tokenizer)", metavar="DIR")
+    num_generations: int = setting(8, "completions sampled per prompt (n; the RM keeps the best one)")
+    rounds: int = setting(1, "sample -> pick -> fine-tune rounds (each round samples from the previous round's policy)")
+    temperature: float = setting(1.0, "sampling temperature")
+    top_p: float = setting(1.0, "nucleus sampling")
+    max_completion_length: int = setting(128, "tokens per sampled completion")
+    generation_batch_size: int = setting(32, "sequences per generate call")
+    learning_rate: float = setting(5e-5, "peak learning rate of the fine-tuning on the picks")
+    warmup_steps: int = setting(10, "linear warm-up steps of each round's fine-tuning")
+
+    kind = "bon"
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("num_generations", "rounds", "max_completion_length", "generation_batch_size"):
+            _positive(self, name)
+        if self.num_generations < 2:
+            raise SeamError(f"num_generations must be >= 2 (best of one is plain sampling), got {self.num_generations}")
+        if not (self.temperature > 0 and 0 < self.top_p <= 1):
+            raise SeamError(f"temperature must be > 0 and top_p in (0, 1], got {self.temperature}, {self.top_p}")
+        if self.eval_data:
+            raise SeamError("--eval-data is not used by best-of-n; evaluate the run with `seam eval eval-policy`")
+
+    def _required(self):
+        return ("model", "reward_model_path") + super()._required()
+
+
 TRAIN_CONFIGS: dict[str, type[TrainCommon]] = {"sft": SFTConfig, "rm": RMConfig, "ppo": PPOConfig,
-                                                "grpo": GRPOConfig, "rloo": RLOOConfig}
+                                                "grpo": GRPOConfig, "rloo": RLOOConfig, "bon": BoNConfig}
 
 
 # ============================================================================ validation helpers

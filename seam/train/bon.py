@@ -1,0 +1,97 @@
+"""`train_bon`: best-of-n rejection-sampling fine-tuning (the cheapest RL arm).
+
+Each round: sample `num_generations` completions per prompt from the current policy (the project's
+batched `generate`, rendered with the run's template), score every completion with the reward model
+as `seam score` would (`RewardModelFunction`: the RM reads the decoded text with its own
+tokenizer), keep each prompt's best completion, and fine-tune the current policy on the picks with
+`train_sft` (full or LoRA; a LoRA round is merged before the next round samples). The run folder
+holds the final policy (a plain model: merged when --lora), `rounds/round-K/{picks.jsonl, sft/}`,
+metrics.jsonl (one row per round: the mean reward of all samples and of the picks) and seam_run.json.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from ..data import write_table
+from ..models.loading import load_pm
+from ..models.templates import get_template
+from .common import (METRICS_FILE, MetricsCallback, RunDir, StopFn, Timer, TrainResult, check_flags, write_manifest)
+from .config import BoNConfig, SFTConfig
+from .data import load_rows
+from .eval import generate
+from .merge import merge_adapter
+from .reward_fn import load_reward_function
+from .sft import train_sft
+
+
+def _sft_config(cfg: BoNConfig, model: str, data: Path, out: Path) -> SFTConfig:
+    shared = {f.name: getattr(cfg, f.name) for f in fields(SFTConfig) if hasattr(cfg, f.name)}
+    return SFTConfig(**{**shared, "model": model, "data": str(data), "output_dir": str(out), "eval_data": None,
+                        "max_rows": None, "disable_tqdm": True})
+
+
+def train_bon(cfg: BoNConfig, metrics_callback: MetricsCallback | None = None,
+              should_stop: StopFn | None = None) -> TrainResult:
+    """Run `cfg.rounds` best-of-n rounds from `cfg.model`; returns the finished run."""
+    cfg.validate()
+    timer = Timer()
+    run = RunDir(cfg.output_dir, inputs=cfg.input_paths())
+    check_flags(cfg)
+    rows = load_rows(cfg.data, cfg.max_rows)
+    prompts = rows["prompt"].tolist()
+    ids = rows["id"].astype(str).tolist()
+    reward = load_reward_function(cfg.reward_model_path, cfg.template, device=cfg.device, dtype=cfg.dtype,
+                                  allow_pickle=cfg.allow_pickle)
+    run.create()
+    n = cfg.num_generations
+    current, history, stopped, steps, truncated = cfg.model, [], False, 0, 0
+    for r in range(cfg.rounds):
+        loaded = load_pm(current, device=cfg.device, dtype=cfg.dtype, allow_pickle=cfg.allow_pickle)
+        flat = [p for p in prompts for _ in range(n)]
+        samples = generate(loaded, flat, get_template(cfg.template, loaded.tokenizer),
+                           max_new_tokens=cfg.max_completion_length, temperature=cfg.temperature, top_p=cfg.top_p,
+                           seed=cfg.seed + r, batch_size=cfg.generation_batch_size,
+                           max_prompt_tokens=cfg.max_prompt_tokens)
+        del loaded
+        scores = np.asarray(reward(flat, samples), dtype=float).reshape(len(prompts), n)
+        best = scores.argmax(axis=1)
+        folder = run.path / "rounds" / f"round-{r}"
+        folder.mkdir(parents=True)
+        picks = [{"id": i, "prompt": p, "chosen": samples[k * n + int(b)],
+                  "meta": {"reward": float(scores[k, b]), "mean_reward": float(scores[k].mean()), "round": r}}
+                 for k, (i, p, b) in enumerate(zip(ids, prompts, best))]
+        write_table(picks, folder / "picks.jsonl")
+        res = train_sft(_sft_config(cfg, current, folder / "picks.jsonl", folder / "sft"),
+                        should_stop=should_stop)
+        steps += res.steps
+        truncated += res.rows.get("truncated", 0)
+        current = str(res.output_dir)
+        if res.adapter:  # the next round samples from (and the run ends with) a plain model
+            current = str(merge_adapter(res.output_dir, folder / "merged"))
+        metrics = {"bon/sample_reward_mean": float(scores.mean()), "bon/pick_reward_mean": float(scores.max(axis=1).mean()),
+                   "bon/pick_reward_std": float(scores.max(axis=1).std()), "sft/train_loss": res.metrics.get("train_loss"),
+                   "round": r}
+        history.append({"step": r + 1, **metrics})
+        with open(run.path / METRICS_FILE, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"step": r + 1, **metrics}) + "\n")
+        if metrics_callback is not None:
+            metrics_callback(r + 1, metrics)
+        if res.stopped or (should_stop is not None and should_stop()):
+            stopped = True
+            break
+    for item in Path(current).iterdir():  # the final policy at the top of the run folder
+        if item.is_file() and item.name not in (METRICS_FILE, "seam_run.json"):
+            shutil.copy2(item, run.path / item.name)
+    result = TrainResult(kind="bon", output_dir=run.final, adapter=False, base_model=cfg.model,
+                         metrics={k: v for k, v in history[-1].items() if k != "step"}, history=history, steps=steps,
+                         seconds=timer.seconds, rows={"train": len(prompts), "eval": 0, "truncated": truncated},
+                         stopped=stopped, config=cfg.to_dict())
+    write_manifest(run.path, result, {"rounds_done": len(history)})
+    run.finish()
+    return result
