@@ -84,3 +84,21 @@ def test_best_of_n_cli_runs(tiny_models, data, tmp_path, capsys):
                  "--max-completion-length", "4", "--report-to", "none", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "trained bon" in out and "bon/pick_reward_mean" in out
+
+
+def test_best_of_n_never_picks_an_empty_completion(tiny_models, data, tmp_path, monkeypatch):
+    """Empty completions are no pick; a prompt whose samples are all empty is skipped (and counted)."""
+    import seam.train.bon as bon
+
+    real = bon.generate
+
+    def some_empty(loaded, prompts, *a, **kw):
+        out = real(loaded, prompts, *a, **kw)
+        return ["" if i < 3 or i % 3 == 0 else t for i, t in enumerate(out)]  # prompt 0: all 3 samples empty
+
+    monkeypatch.setattr(bon, "generate", some_empty)
+    res = train_bon(_cfg(tmp_path, *tiny_models, data, rounds=1))
+    picks = read_table(res.output_dir / "rounds" / "round-0" / "picks.jsonl")
+    assert "r0" not in set(picks["id"]) and len(picks) == len(ROWS) - 1
+    assert all(t.strip() for t in picks["chosen"])
+    assert res.metrics["bon/prompts_skipped"] == 1

@@ -23,8 +23,10 @@ _DESCRIPTIONS = {
     "filter": ("compare the full RL set, the SEAM-filtered set and baselines with PPO (paper section 6)",
                "Arms (--arms): full (the whole RL set; the reference), seam (drop the lowest p%% by SEAM; seam:VARIANT "
                "for one variant), random (drop a random p%%, re-drawn per seed), perplexity (drop the highest PM "
-               "perplexity), reward-gap (drop the smallest RM reward gap). Each arm: select -> PPO from the PM against "
-               "the RM -> greedy responses to held-out prompts scored by the gold judge (demo world) and the RM, per "
+               "perplexity), reward-gap (drop the smallest RM reward gap), skill-prior (drop the skills with the "
+               "highest mean label S in the other cross-fitting folds; needs --label), oracle (the positive control: "
+               "drop the highest on-policy label S; needs --label). Each arm: select -> PPO (or --method grpo | rloo | "
+               "bon) from the PM against the RM -> greedy responses to held-out prompts scored by the gold judge (demo world) and the RM, per "
                "seed; then bootstrap CIs and paired tests against `full`."),
     "augment": ("compare original vs SEAM-augmented PM/RM training data with PPO (paper section 7)",
                 "Arms (--arms): original (the PM's SFT data and the RM's pairs as given; the reference), seam "
@@ -100,8 +102,16 @@ def _add_common(p: argparse.ArgumentParser, kind: str) -> None:
     e.add_argument("--variants", nargs="+", metavar="NAME", help="SEAM variants (several: ranks averaged; default all)")
     if kind == "augment":
         e.add_argument("--k", type=int, default=5, help="contrast neighbours per anchor (default 5, the paper's)")
+    if kind != "augment":
+        e.add_argument("--label", metavar="FILE", help="hidden label file (JSONL: id, S, skill; a world-v2 study's "
+                                                       "hidden/label.jsonl): the oracle and skill-prior arms")
 
     t = p.add_argument_group("PPO (overrides of `seam train ppo` settings)")
+    if kind != "sweep":
+        t.add_argument("--method", default="ppo", choices=["ppo", "grpo", "rloo", "bon"],
+                       help="trainer of each arm's policy (default ppo); for grpo / rloo / bon the flags below map "
+                            "onto its settings (see docs/experiments.md)")
+        t.add_argument("--num-generations", type=int, metavar="N", help="grpo / rloo / bon: completions per prompt")
     t.add_argument("--ppo-config", metavar="FILE", help="YAML with any `seam train ppo` settings (flags below win)")
     t.add_argument("--ppo-steps", type=int, metavar="N", help="PPO updates (default 200)")
     t.add_argument("--ppo-batch-size", type=int, metavar="N", help="rollouts per update (default 32)")
@@ -199,6 +209,11 @@ def build_config(args):
             extra["rates"] = tuple(args.rates)
     else:
         extra = {"p": args.p}
+    if args.kind != "sweep":
+        extra.update(method=args.method,
+                     trainer={} if args.num_generations is None else {"num_generations": args.num_generations})
+    if args.kind != "augment" and args.label:
+        extra["label"] = args.label
     if args.kind == "augment":
         extra.update(k=args.k, sft=_train_overrides(args, "sft"), rm=_train_overrides(args, "rm"),
                      train_seed=args.train_seed)

@@ -34,6 +34,8 @@ The package, in the order an experiment uses it:
 
     config.py   EvalSettings, ExperimentConfig and its subclasses, the constants, override checks
     arms.py     ExperimentInputs, project_inputs, demo_heldout; Arm, parse_arm, build_arms
+    labels.py   the label arms (oracle, skill-prior): load_label, label_selection
+    trainers.py the trainer of each arm (method: ppo | grpo | rloo | bon) and the PPO knobs mapped onto it
     steps.py    one unit: select / augment / train SFT or RM / PPO + evaluate; Unit, hooks, stop
     runner.py   validation, plan, resume, the loop over arms and seeds, results; run_* entry points
     report.py   results_markdown and the figures (Plotly HTML + matplotlib PNG)
@@ -41,7 +43,7 @@ The package, in the order an experiment uses it:
 
 from .arms import Arm, ExperimentInputs, build_arms, demo_heldout, parse_arm, project_inputs
 from .config import (ARM_ALIASES, AUGMENT_ARMS, DEFAULT_RATES, EXPERIMENT_CONFIGS, EXPERIMENT_KINDS, FILTER_ARMS,
-                     MANIFEST, REFERENCE, SCORES, AugmentExperimentConfig, EvalSettings, ExperimentConfig,
+                     LABEL_ARMS, MANIFEST, METHODS, REFERENCE, SCORES, AugmentExperimentConfig, EvalSettings, ExperimentConfig,
                      FilterExperimentConfig, SweepConfig)
 from .report import format_number, format_p, format_summary, results_markdown, write_figures
 from .runner import (RUNNERS, ExperimentResult, print_progress_hooks, run_augment_experiment, run_filter_experiment,
@@ -51,7 +53,7 @@ from .steps import ExperimentHooks, ExperimentStopped, ProgressFn, Unit, UnitRes
 __all__ = [
     "ARM_ALIASES", "AUGMENT_ARMS", "Arm", "AugmentExperimentConfig", "DEFAULT_RATES", "EXPERIMENT_CONFIGS",
     "EXPERIMENT_KINDS", "EvalSettings", "ExperimentConfig", "ExperimentHooks", "ExperimentInputs", "ExperimentResult",
-    "ExperimentStopped", "FILTER_ARMS", "FilterExperimentConfig", "MANIFEST", "ProgressFn", "REFERENCE", "RUNNERS",
+    "ExperimentStopped", "FILTER_ARMS", "FilterExperimentConfig", "LABEL_ARMS", "MANIFEST", "METHODS", "ProgressFn", "REFERENCE", "RUNNERS",
     "SCORES", "SweepConfig", "Unit", "UnitResult", "build_arms", "demo_heldout", "format_number", "format_p",
     "format_summary", "parse_arm", "print_progress_hooks", "project_inputs", "results_markdown", "run_augment_experiment",
     "run_filter_experiment", "run_sweep", "write_figures",

@@ -21,9 +21,12 @@ from ..train.stats import PAIRED_TESTS
 EXPERIMENT_KINDS = ("filter", "augment", "sweep")
 # arm base name -> selection method (None: the reference arm, the data unchanged)
 FILTER_ARMS: dict[str, str | None] = {"full": None, "seam": "seam", "random": "random", "perplexity": "perplexity",
-                                      "reward-gap": "reward-gap"}
+                                      "reward-gap": "reward-gap", "skill-prior": "skill-prior", "oracle": "oracle"}
+LABEL_ARMS = ("skill-prior", "oracle")  # filter arms that read the hidden label file (--label)
+METHODS = ("ppo", "grpo", "rloo", "bon")  # the trainer of each arm's policy
 AUGMENT_ARMS: dict[str, str | None] = {"original": None, "seam": "seam", "random": "random", "full": "full"}
-ARM_ALIASES = {"reward_gap": "reward-gap", "rewardgap": "reward-gap", "ppl": "perplexity"}
+ARM_ALIASES = {"reward_gap": "reward-gap", "rewardgap": "reward-gap", "ppl": "perplexity", "skill_prior": "skill-prior",
+               "skillprior": "skill-prior"}
 REFERENCE = {"filter": "full", "augment": "original", "sweep": "full"}
 DEFAULT_RATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 MANIFEST = "experiment.json"
@@ -73,6 +76,12 @@ class ExperimentConfig(Settings):
     p: float = setting(0.2, "share of the RL set dropped (filter) or augmented (augment); paper: 0.2")
     variants: tuple[str, ...] = setting((), "SEAM variants (several: ranks averaged); default all in the scores file")
     ppo: dict = setting({}, "PPOConfig overrides (max_steps, per_device_train_batch_size, response_length, lora, ...)")
+    method: str = setting("ppo", "trainer of each arm's policy: ppo | grpo | rloo | bon (the ppo knobs are mapped "
+                                 "onto the others' fields; see docs/experiments.md)")
+    trainer: dict = setting({}, "grpo / rloo / bon: overrides of that trainer's config (num_generations, beta, ...); "
+                                "win over the mapped ppo knobs")
+    label: str | None = setting(None, "hidden label file (JSONL: id, S, skill), e.g. a world-v2 study's "
+                                      "hidden/label.jsonl: the oracle and skill-prior arms")
     eval: EvalSettings = setting(EvalSettings(), "evaluation settings")
     template: str = setting("stackllama", "text template for training and evaluation")
     device: str = setting("auto", "auto | cpu | cuda (training and evaluation)")
@@ -107,6 +116,24 @@ class ExperimentConfig(Settings):
             raise SeamError(f"ppo overrides must be a mapping of PPOConfig fields, got {type(self.ppo).__name__}")
         self.eval.validate()
         self.ppo = _check_overrides("ppo", self.ppo, _PPO_OWNED)
+        self.method = str(self.method).strip().lower()
+        if self.method not in METHODS:
+            raise SeamError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if not isinstance(self.trainer, dict):
+            raise SeamError(f"trainer overrides must be a mapping, got {type(self.trainer).__name__}")
+        if self.trainer and self.method == "ppo":
+            raise SeamError("trainer overrides are for --method grpo, rloo or bon; PPO settings go in ppo overrides")
+        if self.trainer:
+            self.trainer = _check_overrides(self.method, self.trainer, _GROUP_OWNED)
+        needs = sorted({arm_alias(str(a).partition("@")[0].partition(":")[0]) for a in self.label_arm_names()}
+                       & set(LABEL_ARMS))
+        if needs and not self.label:
+            raise SeamError(f"the {needs[0]} arm needs --label FILE (JSONL with id, S, skill; a world-v2 study "
+                            "writes it to <study>/hidden/label.jsonl)")
+
+    def label_arm_names(self) -> tuple[str, ...]:
+        """The arm (or method) names that may need the label file."""
+        return self.arm_names()
 
     def to_dict(self) -> dict[str, Any]:
         """The fields (`eval` as a dict) and ``kind``, as manifests record them."""
@@ -169,6 +196,9 @@ class SweepConfig(ExperimentConfig):
             return self.arms
         return ("full",) + tuple(f"{m}@{r:g}" for m in self.methods for r in self.rates)
 
+    def label_arm_names(self) -> tuple[str, ...]:
+        return tuple(self.arms) + tuple(self.methods)
+
     def validate(self) -> None:
         super().validate()
         self.rates = tuple(float(r) for r in self.rates)
@@ -189,6 +219,7 @@ EXPERIMENT_CONFIGS: dict[str, type[ExperimentConfig]] = {
 # Trainer fields the experiment sets itself (an override of these would break the design).
 _PPO_OWNED = ("sft_model_path", "reward_model_path", "data", "output_dir", "seed", "eval_data", "ref_policy")
 _TRAIN_OWNED = ("model", "data", "output_dir", "eval_data")
+_GROUP_OWNED = ("model", "reward_model_path", "data", "output_dir", "eval_data", "seed")
 
 
 def canonical_overrides(what: str, overrides: dict | None) -> dict:

@@ -61,7 +61,7 @@ def results_markdown(payload: dict) -> str:
         lines += ["*Partial results: the experiment is still running (or was stopped).*", ""]
     lines += [f"Reference arm: `{ref}`. Seeds: {', '.join(map(str, payload['seeds']))}. "
               f"RL pool: {payload['rl_pool']} prompts. Eval: {payload['eval']['prompts']} prompts "
-              f"({payload['eval']['source']}).", ""]
+              f"({payload['eval']['source']}). Trainer: `{cfg.get('method') or 'ppo'}`.", ""]
     head = ["arm", "RL prompts"]
     for sc in scores:
         head += [f"{sc} (mean, {level}% CI)", f"Δ {sc} vs {ref} ({level}% CI)", f"win rate vs {ref}",
@@ -117,6 +117,10 @@ def results_markdown(payload: dict) -> str:
               + (f", variants {', '.join(cfg['variants'])}" if cfg.get("variants") else "")
               + "; PPO (overrides of `seam train ppo` defaults): "
               + (", ".join(f"{k}={v}" for k, v in ppo.items()) if ppo else "defaults")
+              + (f"; {cfg['method']} (the PPO knobs mapped onto its settings; docs/experiments.md)"
+                 + "".join(f", {k}={v}" for k, v in (cfg.get("trainer") or {}).items())
+                 if cfg.get("method", "ppo") != "ppo" else "")
+              + (f"; label file {cfg['label']}" if cfg.get("label") else "")
               + f"; dtype {cfg.get('dtype', 'auto')}; eval: {payload['eval']['prompts']} prompts, {decoding}, "
               f"at most {ev.get('max_new_tokens')} new tokens, judges {', '.join(scores)}"
               + (", KL to the starting policy" if ev.get("kl") else "") + ".", ""]

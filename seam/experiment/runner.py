@@ -25,14 +25,16 @@ from ..data import load_instructions, load_negatives, read_table, write_table
 from ..errors import SeamError
 from ..io import json_safe, write_json, write_text
 from ..settings import load_config
-from ..train.config import PPOConfig, RMConfig, SFTConfig
+from ..train.config import RMConfig, SFTConfig
 from ..train.eval import compare_runs
 from ..train.stats import bootstrap_ci
 from .arms import ExperimentInputs, build_arms, demo_heldout
-from .config import (MANIFEST, REFERENCE, AugmentExperimentConfig, ExperimentConfig, FilterExperimentConfig,
+from .config import (LABEL_ARMS, MANIFEST, REFERENCE, AugmentExperimentConfig, ExperimentConfig, FilterExperimentConfig,
                      SweepConfig, canonical_overrides)
+from .labels import load_label
 from .report import results_markdown, write_figures
 from .steps import ExperimentHooks, UnitResult, UnitSteps
+from .trainers import TRAINERS, mapped_ppo
 
 
 @dataclass
@@ -112,7 +114,15 @@ class _Runner(UnitSteps):
                     raise SeamError(f"seam experiment augment retrains the PM and RM: pass --{key.replace('_', '-')} FILE "
                                     "(the original SFT rows / RM pairs)")
         # trainer overrides are checked now, not after an hour of training
-        load_config(PPOConfig, overrides=self._ppo_overrides("policy", "rm", "data", str(self.out / "x"), 0))
+        load_config(TRAINERS[cfg.method][0], overrides=self._ppo_overrides("policy", "rm", "data", str(self.out / "x"), 0))
+        if cfg.method != "ppo":
+            ignored = mapped_ppo(cfg.method, cfg.ppo)[1]
+            if ignored:
+                self.say(f"note: {cfg.method} has no counterpart of the PPO settings {', '.join(ignored)}; ignored")
+        if cfg.label and not Path(cfg.label).is_file():
+            raise SeamError(f"--label {cfg.label}: not found; pass the label file (e.g. <study>/hidden/label.jsonl)")
+        if methods & set(LABEL_ARMS):
+            load_label(cfg.label)  # a bad label file is an error now, not after the first arms trained
         if cfg.kind == "augment":
             load_config(SFTConfig, overrides=self._sft_overrides("data", str(self.out / "x")))
             load_config(RMConfig, overrides=self._rm_overrides("data", str(self.out / "x")))
@@ -316,7 +326,13 @@ def _comparable(d: dict) -> dict:
     d = json_safe(d)
     for k in ("quiet", "command"):
         d.pop(k, None)
-    return d
+    return _without_new_defaults(d)
+
+
+def _without_new_defaults(config: dict) -> dict:
+    """The config without the settings added after the first records (method, trainer, label) where they
+    hold their defaults: such a record and one written before they existed are the same experiment."""
+    return {k: v for k, v in config.items() if (k, v) not in (("method", "ppo"), ("trainer", {}), ("label", None))}
 
 
 def _current_names(record: dict) -> dict:
@@ -330,7 +346,7 @@ def _current_names(record: dict) -> dict:
                                if isinstance(config.get(k), dict)}}
     except SeamError:  # a key under both names: leave it to the comparison to report
         return record
-    return {**record, "config": config}
+    return {**record, "config": _without_new_defaults(config)}
 
 
 def _differences(old: dict, new: dict) -> str:

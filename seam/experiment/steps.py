@@ -28,7 +28,7 @@ from ..io import lineage_path, write_json
 from ..models.loading import load_pm, load_rm
 from ..select import SelectConfig, SelectInputs, select, write_selection
 from ..settings import load_config
-from ..train import PPOConfig, RMConfig, SFTConfig, train_ppo, train_rm, train_sft
+from ..train import RMConfig, SFTConfig, train_rm, train_sft
 from ..train.common import METRICS_FILE, read_manifest
 from ..train.eval import PolicyEvalConfig, evaluate_policy
 from ..train.judges import JudgeSettings
@@ -36,8 +36,10 @@ from ..train.merge import merge_adapter
 from ..train.models import split_model_arg
 from ..train.stats import paired_bootstrap_ci, win_rate
 from .arms import Arm, ExperimentInputs
-from .config import ExperimentConfig
+from .config import LABEL_ARMS, ExperimentConfig
+from .labels import label_selection, load_label
 from .report import format_number, format_summary
+from .trainers import TRAINERS, planned_steps, trainer_overrides
 
 ProgressFn = Callable[[float, str], None]
 
@@ -165,10 +167,8 @@ class UnitSteps:
     # ---------------------------------------------------------------- trainer settings
 
     def _ppo_overrides(self, policy, reward_model, data, out, seed) -> dict:
-        base = {"device": self.cfg.device, "dtype": self.cfg.dtype, "template": self.cfg.template, "report_to": "none",
-                "disable_tqdm": self.cfg.quiet}
-        return {**base, **self.cfg.ppo, "sft_model_path": str(policy), "reward_model_path": str(reward_model),
-                "data": str(data), "output_dir": str(out), "seed": seed}
+        """The overrides of the arm trainer's config (`cfg.method`: PPO, GRPO, RLOO or best-of-n)."""
+        return trainer_overrides(self.cfg, policy, reward_model, data, out, seed)
 
     def _sft_overrides(self, data, out) -> dict:
         base = {"device": self.cfg.device, "dtype": self.cfg.dtype, "template": self.cfg.template, "report_to": "none",
@@ -243,7 +243,11 @@ class UnitSteps:
         if arm.method == "reward-gap":
             inputs.rm = self._model("rm")
             inputs.paths["rm"] = self.inputs.rm
-        sel = select(self.pool, sel_cfg, inputs)
+        if arm.method in LABEL_ARMS:
+            sel = label_selection(self.pool, self._label(), arm.method, arm.p,
+                                  {"data": self.pool_file, "label": self.cfg.label})
+        else:
+            sel = select(self.pool, sel_cfg, inputs)
         path.parent.mkdir(exist_ok=True)
         write_selection(sel, path)
         self.n_train[key] = len(sel.kept)
@@ -251,6 +255,12 @@ class UnitSteps:
         self._emit_end(UnitResult(unit, False, time.time() - t0, _selection_summary(sel.lineage)))
         self.say(f"{arm.name}: kept {len(sel.kept)} of {len(self.pool)} RL prompts ({arm.method}, p={arm.p:g})")
         return path
+
+    def _label(self):
+        """The hidden label file (oracle / skill-prior arms), read once."""
+        if "label" not in self._loaded:
+            self._loaded["label"] = load_label(self.cfg.label)
+        return self._loaded["label"]
 
     def _model(self, role: str):
         """The input PM / RM, loaded once (selection baselines)."""
@@ -368,7 +378,9 @@ class UnitSteps:
         run_dir = self.out / "runs" / arm.slug / f"s{seed}"
         rows_path = self.out / "evals" / f"{arm.slug}.s{seed}.jsonl"
         summary_path = rows_path.with_suffix(".json")
-        pcfg = load_config(PPOConfig, overrides=self._ppo_overrides(policy, reward, data, run_dir, seed))
+        tcls, train_fn = TRAINERS[self.cfg.method]
+        pcfg = load_config(tcls, overrides=self._ppo_overrides(policy, reward, data, run_dir, seed))
+        name = self.cfg.method.upper() if self.cfg.method != "bon" else "best-of-n"
         unit = Unit("ppo", arm.name, seed, self._unit_index, self._n_units,
                     {"data": str(data), "output_dir": str(run_dir), "policy": str(policy), "reward_model": str(reward),
                      "eval_data": str(self.eval_file), "eval_rows": str(rows_path), "eval_summary": str(summary_path)},
@@ -388,24 +400,25 @@ class UnitSteps:
             shutil.rmtree(run_dir)  # a stopped or broken run: redo it
         self._fire_start(unit)
         label = f"{arm.name} seed {seed}"
-        self.progress(0.0, f"{label}: PPO")
+        self.progress(0.0, f"{label}: {name}")
         if man is None:
             run_dir.parent.mkdir(parents=True, exist_ok=True)
 
             def on_metrics(step: int, m: dict) -> None:
                 if self.hooks.metrics:
                     self.hooks.metrics(unit, step, m)
-                total = pcfg.updates(self.n_train.get(key)) or 1
-                self.progress(0.85 * min(step / total, 1.0), f"{label}: PPO step {step}/{total}")
+                total = planned_steps(pcfg, self.n_train.get(key)) or 1
+                self.progress(0.85 * min(step / total, 1.0), f"{label}: {name} step {step}/{total}")
 
-            res = train_ppo(pcfg, metrics_callback=on_metrics, should_stop=self.stop_requested)
+            res = train_fn(pcfg, metrics_callback=on_metrics, should_stop=self.stop_requested)
             if res.stopped:
                 shutil.rmtree(res.output_dir, ignore_errors=True)
-                raise ExperimentStopped(f"stopped during PPO of arm {arm.name}, seed {seed}")
+                raise ExperimentStopped(f"stopped during {name} of arm {arm.name}, seed {seed}")
             man = finished_run(run_dir) or {}
             self.histories[key] = res.history
-            self.say(f"{label}: PPO {res.steps} steps in {res.seconds:.0f}s, objective/scores "
-                     f"{format_number(res.metrics.get('objective/scores'))}")
+            score_key = {"ppo": "objective/scores", "bon": "bon/pick_reward_mean"}.get(self.cfg.method, "reward")
+            self.say(f"{label}: {name} {res.steps} steps in {res.seconds:.0f}s, {score_key} "
+                     f"{format_number(res.metrics.get(score_key))}")
         else:
             self.histories[key] = _read_history(run_dir)
         self.check_stop()

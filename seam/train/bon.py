@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import write_table
+from ..errors import SeamError
 from ..models.loading import load_pm
 from ..models.templates import get_template
 from .common import (METRICS_FILE, MetricsCallback, RunDir, StopFn, Timer, TrainResult, check_flags, write_manifest)
@@ -60,12 +61,18 @@ def train_bon(cfg: BoNConfig, metrics_callback: MetricsCallback | None = None,
                            max_prompt_tokens=cfg.max_prompt_tokens)
         del loaded
         scores = np.asarray(reward(flat, samples), dtype=float).reshape(len(prompts), n)
-        best = scores.argmax(axis=1)
+        # an empty completion is never a pick (nothing to fine-tune on); a prompt with only empty ones is skipped
+        usable = np.asarray([bool(t.strip()) for t in samples]).reshape(len(prompts), n)
+        best = np.where(usable, scores, -np.inf).argmax(axis=1)
+        keep = usable.any(axis=1)
+        if not keep.any():
+            raise SeamError(f"round {r}: every sampled completion is empty; raise --max-completion-length or "
+                            "check the policy's EOS token")
         folder = run.path / "rounds" / f"round-{r}"
         folder.mkdir(parents=True)
         picks = [{"id": i, "prompt": p, "chosen": samples[k * n + int(b)],
                   "meta": {"reward": float(scores[k, b]), "mean_reward": float(scores[k].mean()), "round": r}}
-                 for k, (i, p, b) in enumerate(zip(ids, prompts, best))]
+                 for k, (i, p, b) in enumerate(zip(ids, prompts, best)) if keep[k]]
         write_table(picks, folder / "picks.jsonl")
         res = train_sft(_sft_config(cfg, current, folder / "picks.jsonl", folder / "sft"),
                         should_stop=should_stop)
@@ -74,9 +81,10 @@ def train_bon(cfg: BoNConfig, metrics_callback: MetricsCallback | None = None,
         current = str(res.output_dir)
         if res.adapter:  # the next round samples from (and the run ends with) a plain model
             current = str(merge_adapter(res.output_dir, folder / "merged"))
-        metrics = {"bon/sample_reward_mean": float(scores.mean()), "bon/pick_reward_mean": float(scores.max(axis=1).mean()),
-                   "bon/pick_reward_std": float(scores.max(axis=1).std()), "sft/train_loss": res.metrics.get("train_loss"),
-                   "round": r}
+        picked = scores[np.arange(len(prompts)), best][keep]
+        metrics = {"bon/sample_reward_mean": float(scores.mean()), "bon/pick_reward_mean": float(picked.mean()),
+                   "bon/pick_reward_std": float(picked.std()), "bon/prompts_skipped": int((~keep).sum()),
+                   "sft/train_loss": res.metrics.get("train_loss"), "round": r}
         history.append({"step": r + 1, **metrics})
         with open(run.path / METRICS_FILE, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"step": r + 1, **metrics}) + "\n")
