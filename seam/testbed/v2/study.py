@@ -72,6 +72,7 @@ class StudyConfig(Settings):
     tasks_per_skill: int = setting(150, "tasks per skill before the splits (facts skills have 28 to 50)")
     fractions: tuple[float, ...] = setting((0.3, 0.05, 0.25, 0.4), "rm_train, rm_test, sft, rl shares per skill")
     corpus_factor: float = setting(10.0, "new corpus tasks per RL instruction (contrast retrieves from the corpus)")
+    eval_per_skill: int = setting(24, "held-out eval prompts per skill for RL experiments (data/eval.jsonl)")
     flip_rate: float = setting(0.5, "share of blind skills' surface pairs written flipped (flawed chosen)")
     rm_epochs: float = setting(6.0, "RM training epochs")
     rm_layers: int = setting(3, "RM transformer layers")
@@ -105,7 +106,7 @@ class StudyConfig(Settings):
         """Tiny models and a small world: the whole study in well under a minute (tests, smoke runs)."""
         return cls(seed=seed, tasks_per_skill=8, fractions=(0.4, 0.1, 0.2, 0.3), corpus_factor=1.0, rm_epochs=0.5,
                    rm_layers=1, rm_hidden=32, pm_layers=1, pm_hidden=32, pm_vocab=300, pm_epochs=0.5,
-                   sft_extra_per_skill=0, samples=2, max_new_tokens=12, k_contrast=3, band=(0.3, 1.0), k_llm=2,
+                   sft_extra_per_skill=0, eval_per_skill=2, samples=2, max_new_tokens=12, k_contrast=3, band=(0.3, 1.0), k_llm=2,
                    k_adv=2, adv_budget=8, n_boot=50, keep_going=True)
 
     @classmethod
@@ -166,8 +167,22 @@ def corpus_rows(world: World, factor: float, skip: int = 0) -> list[dict]:
     rl_ids = {t.id for t in world.splits["rl"]}
     have = [t for t in world.tasks if t.id not in rl_ids]
     per_skill = {s: sum(task_skill(t) == s for t in world.splits["rl"]) for s in world.skills}
-    extra = [t for s in world.skills for t in _beyond_world(world, s, skip, int(round(factor * per_skill[s])), "corpus")]
+    extra = [t for s in world.skills for t in _beyond_world(world, s, skip, _corpus_count(world, factor, s), "corpus")]
     return instructions_rows(have + extra)
+
+
+def _corpus_count(world: World, factor: float, skill: str) -> int:
+    return int(round(factor * sum(task_skill(t) == skill for t in world.splits["rl"])))
+
+
+def eval_rows(world: World, per_skill: int, factor: float, skip: int = 0) -> list[dict]:
+    """Held-out evaluation prompts for RL experiments: the rm_test split (no model trains on it; the
+    planting check probes it) plus `per_skill` tasks per skill from after the corpus in each skill's
+    stream (finite facts skills, and skills whose stream runs dry, have none left). None of them is an
+    RL, SFT, RM-training or corpus task."""
+    new = [t for s in world.skills for t in _beyond_world(world, s, skip + _corpus_count(world, factor, s), per_skill,
+                                                          "eval")]
+    return instructions_rows(world.splits["rm_test"] + new)
 
 
 # ---------------------------------------------------------------- stages
@@ -219,8 +234,11 @@ class Study:
         write_table(sft_rows(with_more_sft(world, self.cfg.sft_extra_per_skill), self.cfg.sft_flaw_rate), d / "sft.jsonl")
         corpus = corpus_rows(world, self.cfg.corpus_factor, skip=self.cfg.sft_extra_per_skill)
         write_table(corpus, d / "corpus.jsonl")
+        held = eval_rows(world, self.cfg.eval_per_skill, self.cfg.corpus_factor, skip=self.cfg.sft_extra_per_skill)
+        write_table(held, d / "eval.jsonl")
         write_json(self.root / "hidden" / "truth.json", json_safe(world.truth()), indent=2)
-        return {"rl": len(rl), "corpus": len(corpus), "splits": {k: len(v) for k, v in world.splits.items()}}
+        return {"rl": len(rl), "corpus": len(corpus), "eval": len(held),
+                "splits": {k: len(v) for k, v in world.splits.items()}}
 
     # ---- 2
     def stage_rm(self) -> dict:
