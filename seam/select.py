@@ -221,7 +221,14 @@ def select(df: pd.DataFrame, cfg: SelectConfig, inputs: SelectInputs | None = No
     """Drop the `round(cfg.p * len(df))` rows with the lowest keep scores; record the lineage."""
     inputs = inputs or SelectInputs()
     values, info = keep_scores(df, cfg, inputs)
-    n_drop = drop_count(len(df), cfg.p)
+    return select_by_scores(df, values, cfg.method, cfg.p, cfg.to_dict(), info, inputs.paths)
+
+
+def select_by_scores(df: pd.DataFrame, values: np.ndarray, method: str, p: float, config: dict, info: dict,
+                     paths: dict) -> Selection:
+    """Drop the `round(p * len(df))` rows with the lowest `values` (ties: input order); the Selection with
+    its lineage (`config`, `info` and the input files `paths` recorded)."""
+    n_drop = drop_count(len(df), p)
     order = np.argsort(values, kind="stable")
     drop_idx = order[:n_drop]
     mask = np.ones(len(df), dtype=bool)
@@ -231,9 +238,9 @@ def select(df: pd.DataFrame, cfg: SelectConfig, inputs: SelectInputs | None = No
                             "order": np.arange(n_drop)})
     all_scores = pd.DataFrame({"id": df["id"], "keep_score": values})
     lineage = new_lineage(
-        "select", method=cfg.method, p=cfg.p, n_in=len(df), n_dropped=int(n_drop), n_kept=int(mask.sum()),
-        config=cfg.to_dict(), info=info,
-        inputs={k: describe_file(v, len(df) if k == "data" else None) for k, v in inputs.paths.items() if v},
+        "select", method=method, p=p, n_in=len(df), n_dropped=int(n_drop), n_kept=int(mask.sum()),
+        config=config, info=info,
+        inputs={k: describe_file(v, len(df) if k == "data" else None) for k, v in paths.items() if v},
         dropped_ids=dropped["id"].tolist(),
         cutoff=float(values[order[n_drop - 1]]) if n_drop else None)
     return Selection(kept, dropped, all_scores, lineage)

@@ -21,8 +21,7 @@ import pandas as pd
 
 from ..data import read_table
 from ..errors import SeamError
-from ..io import describe_file, new_lineage
-from ..select import Selection, drop_count
+from ..select import Selection, select_by_scores
 from ..testbed.v2.report import skill_prior
 
 LABEL_COLUMNS = ("id", "S", "skill")
@@ -68,18 +67,4 @@ def label_selection(df: pd.DataFrame, label: pd.DataFrame, method: str, p: float
                     seed: int = 0) -> Selection:
     """Drop the `round(p * len(df))` instructions with the lowest keep score (as `seam.select.select`)."""
     values, info = label_keep_scores(df["id"], label, method, seed)
-    n_drop = drop_count(len(df), p)
-    order = np.argsort(values, kind="stable")
-    drop_idx = order[:n_drop]
-    mask = np.ones(len(df), dtype=bool)
-    mask[drop_idx] = False
-    kept = df.loc[mask].reset_index(drop=True)
-    dropped = pd.DataFrame({"id": df["id"].to_numpy()[drop_idx], "keep_score": values[drop_idx],
-                            "order": np.arange(n_drop)})
-    lineage = new_lineage(
-        "select", method=method, p=p, n_in=len(df), n_dropped=int(n_drop), n_kept=int(mask.sum()),
-        config={"method": method, "p": p, "fold_seed": seed}, info=info,
-        inputs={k: describe_file(v, len(df) if k == "data" else None) for k, v in paths.items() if v},
-        dropped_ids=dropped["id"].tolist(),
-        cutoff=float(values[order[n_drop - 1]]) if n_drop else None)
-    return Selection(kept, dropped, pd.DataFrame({"id": df["id"], "keep_score": values}), lineage)
+    return select_by_scores(df, values, method, p, {"method": method, "p": p, "fold_seed": seed}, info, paths)

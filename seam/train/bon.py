@@ -22,7 +22,7 @@ from ..data import write_table
 from ..errors import SeamError
 from ..models.loading import load_pm
 from ..models.templates import get_template
-from .common import (METRICS_FILE, MetricsCallback, RunDir, StopFn, Timer, TrainResult, check_flags, write_manifest)
+from .common import (begin_run, METRICS_FILE, MetricsCallback, StopFn, TrainResult, write_manifest)
 from .config import BoNConfig, SFTConfig
 from .data import load_rows
 from .eval import generate
@@ -40,10 +40,7 @@ def _sft_config(cfg: BoNConfig, model: str, data: Path, out: Path) -> SFTConfig:
 def train_bon(cfg: BoNConfig, metrics_callback: MetricsCallback | None = None,
               should_stop: StopFn | None = None) -> TrainResult:
     """Run `cfg.rounds` best-of-n rounds from `cfg.model`; returns the finished run."""
-    cfg.validate()
-    timer = Timer()
-    run = RunDir(cfg.output_dir, inputs=cfg.input_paths())
-    check_flags(cfg)
+    timer, run = begin_run(cfg)
     rows = load_rows(cfg.data, cfg.max_rows)
     prompts = rows["prompt"].tolist()
     ids = rows["id"].astype(str).tolist()

@@ -160,6 +160,16 @@ def resolve_report_to(value: str) -> str:
     return value
 
 
+def begin_run(cfg) -> tuple[Timer, RunDir]:
+    """Every trainer's first checks, none needing a model: the settings, the output folder (not an input,
+    not in use) and the flags; then the run's timer and folder (created later, once data has been read)."""
+    cfg.validate()
+    timer = Timer()
+    run = RunDir(cfg.output_dir, inputs=cfg.input_paths())
+    check_flags(cfg)
+    return timer, run
+
+
 def check_flags(cfg) -> None:
     """Flag checks that need no model: report_to, the template (unless chat, which needs the
     tokenizer) and the LoRA target modules. Run before any model loads, so a typo costs nothing."""

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from ..errors import SeamError
 from ..models.scoring import cut_to_tokens
 from ..models.templates import get_template
-from .common import (MetricsCallback, RunDir, StopFn, Timer, TrainResult, check_flags, drop_default_printers,
-                     last_metrics, lora_config, make_callbacks, resolve_runtime, trainer_args, write_manifest)
+from .common import (begin_run, drop_default_printers, last_metrics, lora_config, make_callbacks, MetricsCallback,
+                     resolve_runtime, StopFn, trainer_args, TrainResult, write_manifest)
 from .config import GroupRLCommon, GRPOConfig, RLOOConfig
 from .data import load_rows, queries
 from .models import load_causal_lm, split_model_arg
@@ -74,10 +74,7 @@ def _trl_fields(cfg: GroupRLCommon) -> dict:
 def _train_group(cfg: GroupRLCommon, metrics_callback: MetricsCallback | None,
                  should_stop: StopFn | None) -> TrainResult:
     kind = cfg.kind
-    cfg.validate()
-    timer = Timer()
-    run = RunDir(cfg.output_dir, inputs=cfg.input_paths())
-    check_flags(cfg)
+    timer, run = begin_run(cfg)
     df = load_rows(cfg.data, cfg.max_rows)
     eval_df = load_rows(cfg.eval_data, flag="--eval-data") if cfg.eval_data else None
     if len(df) < cfg.prompts_per_step:

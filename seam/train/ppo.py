@@ -15,9 +15,8 @@ import warnings
 
 from ..errors import SeamError
 from ..models.templates import get_template
-from .common import (MetricsCallback, RunDir, StopFn, Timer, TrainingStopped, TrainResult, check_flags,
-                     drop_default_printers, last_metrics, lora_config, make_callbacks, resolve_report_to,
-                     resolve_runtime, write_manifest)
+from .common import (begin_run, drop_default_printers, last_metrics, lora_config, make_callbacks, MetricsCallback,
+                     resolve_report_to, resolve_runtime, StopFn, TrainingStopped, TrainResult, write_manifest)
 from .config import PPOConfig
 from .data import load_rows, ppo_dataset
 from .models import load_causal_lm, load_classifier, same_tokenizer
@@ -40,10 +39,7 @@ def train_ppo(cfg: PPOConfig, metrics_callback: MetricsCallback | None = None,
     Metrics per update include objective/scores (mean RM score of the rollouts), objective/kl,
     objective/rlhf_reward, loss/policy_avg and loss/value_avg. The run folder holds the trained
     policy (or its LoRA adapter) with the tokenizer; the value model is not kept."""
-    cfg.validate()
-    timer = Timer()
-    run = RunDir(cfg.output_dir, inputs=cfg.input_paths())
-    check_flags(cfg)
+    timer, run = begin_run(cfg)
     if cfg.lora and cfg.ref_policy:
         raise SeamError("--ref-policy cannot be combined with --lora (the reference is the policy without its adapter); "
                         "drop one of them")

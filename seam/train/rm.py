@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..errors import SeamError
 from ..models.templates import get_template
-from .common import (MetricsCallback, RunDir, StopFn, Timer, TrainResult, check_flags, drop_default_printers,
-                     last_metrics, lora_config, make_callbacks, resolve_runtime, trainer_args, write_manifest)
+from .common import (begin_run, drop_default_printers, last_metrics, lora_config, make_callbacks, MetricsCallback,
+                     resolve_runtime, StopFn, trainer_args, TrainResult, write_manifest)
 from .config import RMConfig
 from .data import check_pairs, load_rows, rm_dataset
 from .models import load_classifier
@@ -46,10 +46,7 @@ def train_rm(cfg: RMConfig, metrics_callback: MetricsCallback | None = None,
     score head seeded by `cfg.seed`. Texts are rendered like `seam score` renders them (no extra EOS
     unless `append_eos`), so the reward is read at the same token. With `eval_data`, the final
     metrics include ``eval_accuracy`` (pairwise accuracy on the held-out pairs)."""
-    cfg.validate()
-    timer = Timer()
-    run = RunDir(cfg.output_dir, inputs=cfg.input_paths())
-    check_flags(cfg)
+    timer, run = begin_run(cfg)
     df = check_pairs(load_rows(cfg.data, cfg.max_rows))
     eval_df = check_pairs(load_rows(cfg.eval_data, flag="--eval-data"), "--eval-data") if cfg.eval_data else None
     rt = resolve_runtime(cfg.device, cfg.dtype)

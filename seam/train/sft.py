@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..models.templates import get_template
-from .common import (MetricsCallback, RunDir, StopFn, Timer, TrainResult, check_flags, drop_default_printers,
-                     last_metrics, lora_config, make_callbacks, resolve_runtime, trainer_args, write_manifest)
+from .common import (begin_run, drop_default_printers, last_metrics, lora_config, make_callbacks, MetricsCallback,
+                     resolve_runtime, StopFn, trainer_args, TrainResult, write_manifest)
 from .config import SFTConfig
 from .data import load_rows, sft_dataset
 from .models import load_causal_lm
@@ -23,10 +23,7 @@ def train_sft(cfg: SFTConfig, metrics_callback: MetricsCallback | None = None,
 
     The loss covers the response tokens and the EOS (what `seam score` scores); `metrics_callback`
     gets every logged step; `should_stop()` is polled after each step."""
-    cfg.validate()
-    timer = Timer()
-    run = RunDir(cfg.output_dir, inputs=cfg.input_paths())
-    check_flags(cfg)
+    timer, run = begin_run(cfg)
     df = load_rows(cfg.data, cfg.max_rows)
     eval_df = load_rows(cfg.eval_data, flag="--eval-data") if cfg.eval_data else None
     rt = resolve_runtime(cfg.device, cfg.dtype)

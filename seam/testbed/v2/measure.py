@@ -139,10 +139,15 @@ def main(argv=None) -> int:
     return 1 if failed else 0
 
 
-if __name__ == "__main__":
+def run_main(main) -> None:
+    """A module entry point: `main()`'s exit code; a SeamError is one `error:` line and exit code 2."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         sys.exit(main())
     except SeamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    run_main(main)

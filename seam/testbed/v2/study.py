@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -50,12 +49,12 @@ from ...settings import Settings, setting
 from ..task import Task
 from .flaws import applicable_kinds, flaw
 from .label import judge_samples, on_policy_label
-from .measure import MeasureConfig, planting_of, train_world_rm
+from .measure import MeasureConfig, planting_of, run_main, train_world_rm
 from .planting import report_markdown as planting_markdown
 from .planting import sft_rows
 from .policy import TEMPLATE, build_causal_base, sample_policy, train_policy
 from .predictors import predictors_for
-from .report import evaluate, report_markdown, write_report
+from .report import evaluate, write_report
 from .skills import SKILLS, SPLITS, World, WorldV2Config, build_world, instructions_rows, skill_tasks, stable_rng, task_skill
 
 STAGES = ("world", "rm", "pm", "label", "negatives", "score", "report")
@@ -139,8 +138,6 @@ def rl_rows(world: World) -> list[dict]:
         rng = stable_rng(world.seed, "v2-rl-rejected", task.id)
         kinds = applicable_kinds(task_skill(task))
         row["rejected"] = flaw(task, kinds[int(rng.integers(len(kinds)))], rng)
-        row["meta"] = {"category": row["meta"]["category"], "skill": row["meta"]["skill"],
-                       "answer": row["meta"]["answer"], "params": row["meta"]["params"], "source": row["meta"]["source"]}
     return rows
 
 
@@ -166,7 +163,6 @@ def corpus_rows(world: World, factor: float, skip: int = 0) -> list[dict]:
     none left)."""
     rl_ids = {t.id for t in world.splits["rl"]}
     have = [t for t in world.tasks if t.id not in rl_ids]
-    per_skill = {s: sum(task_skill(t) == s for t in world.splits["rl"]) for s in world.skills}
     extra = [t for s in world.skills for t in _beyond_world(world, s, skip, _corpus_count(world, factor, s), "corpus")]
     return instructions_rows(have + extra)
 
@@ -369,7 +365,8 @@ class Study:
                            "command": f"python -m seam.testbed.v2.study --seed {self.cfg.seed} --dir {self.root}"}
         context = _context(state, self.cfg, self.root) + _negatives_lines(negs, self.cfg) + _anatomy_lines(anatomy)
         write_report(result, self.root / "report", context_lines=context)
-        self.say(report_markdown(result).split("\n\n")[1] if "\n\n" in report_markdown(result) else "")
+        for line in result["verdict"]:
+            self.say(f"  {line}")
         return {"verdict": result["verdict"]}
 
 
@@ -467,9 +464,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        sys.exit(main())
-    except SeamError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)
