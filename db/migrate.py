@@ -89,8 +89,11 @@ def ensure_schema(engine: Engine, *, display: str, allow_upgrade: bool = True) -
     """Create or upgrade the schema to head; return the revision the database is now at."""
     head = head_revision()
     with engine.connect() as conn:
+        # tables first, then the version: another process creating the schema commits both at once, so a
+        # version read after its tables are seen is its committed one (the reverse order races: no version
+        # table yet, then the new tables, read as a foreign database)
+        tables = _user_tables(conn)
         current = current_revision(conn)
-        tables = _user_tables(conn) if current is None else []
     if current == head:
         return head
     if current is None and tables:
