@@ -186,7 +186,14 @@ def test_cli_eval_policy_and_compare(world, tmp_path, capsys):
                  "--out", str(tmp_path / "cmp.json")]) == 0
     out = capsys.readouterr().out
     assert "win rate A over B 1.000" in out
-    assert json.loads((tmp_path / "cmp.json").read_text())["win_rate"]["wins"] == len(rows)
+    cmp = json.loads((tmp_path / "cmp.json").read_text())
+    assert cmp["win_rate"]["wins"] == len(rows)
+    assert f"smallest difference detectable (80% power, two-sided 5%): {cmp['mde']['prompts']:.4f} over prompts" in out
+    # two seeds (the same tables twice): a seed-level t interval and a seed-level MDE
+    assert main(["train", "compare", "--a", *[str(tmp_path / "eval-good.jsonl")] * 2,
+                 "--b", str(tmp_path / "eval-bad.jsonl"), str(tmp_path / "eval-good.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "across seeds: mean difference" in out and "95% t CI" in out and "over seeds" in out
 
 
 def test_cli_eval_rm(tiny_models, world, tmp_path, capsys):

@@ -207,3 +207,31 @@ def test_bootstrap_batches_do_not_change_the_interval(monkeypatch):
     whole = bootstrap_ci(x, n_boot=1000, seed=4)
     monkeypatch.setattr(S, "_BOOT_CELLS", 5000)  # 16 resamples a batch: the same stream, drawn in pieces
     assert bootstrap_ci(x, n_boot=1000, seed=4) == whole
+
+
+def test_min_detectable_effect_matches_known_power_tables():
+    from seam.train.stats import min_detectable_effect
+
+    # one-sample / paired t, two-sided 5%, 80% power: Cohen's d 1.681 at n = 5 and 0.529 at n = 30
+    assert min_detectable_effect(1.0, 5) == pytest.approx(1.681, abs=0.002)
+    assert min_detectable_effect(2.0, 30) == pytest.approx(2 * 0.5286, abs=0.002)
+    # the normal approximation for many prompts: (1.960 + 0.842) * sd / sqrt(n)
+    assert min_detectable_effect(0.3, 900, paired_t=False) == pytest.approx(2.8016 * 0.3 / 30, rel=1e-3)
+    # more seeds detect less; a constant difference needs no seeds; too few pairs give no answer
+    assert min_detectable_effect(1.0, 10) < min_detectable_effect(1.0, 5)
+    assert min_detectable_effect(0.0, 5) == 0.0
+    assert np.isnan(min_detectable_effect(1.0, 1))
+
+
+def test_seed_level_interval_is_students_t_not_a_bootstrap_of_three_means():
+    from scipy import stats as st
+
+    from seam.train.stats import paired_t_ci
+
+    a, b = [0.30, 0.31, 0.35], [0.29, 0.30, 0.30]
+    ci = paired_t_ci(a, b)
+    d = np.subtract(a, b)
+    half = st.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert ci.estimate == pytest.approx(d.mean()) and ci.low == pytest.approx(d.mean() - half)
+    assert ci.high == pytest.approx(d.mean() + half) and ci.low < 0 < ci.high  # wide: 3 seeds say little
+    assert paired_bootstrap_ci(a, b).low > 0  # what the old percentile bootstrap of 3 means claimed

@@ -104,9 +104,18 @@ def test_filter_cli_runs_every_arm_and_seed_and_resumes(demo, tmp_path, capsys):
     by_arm = {a["arm"]: a for a in res["arms"]}
     n_rl = by_arm["full"]["n_train"]
     assert n_rl == 40 and all(by_arm[a]["n_train"] == 32 for a in ("seam", "random", "perplexity"))
-    assert {c["arm"] for c in res["comparisons"]} == {"seam", "random", "perplexity"}
+    # every arm against full, and every arm but random against random too
+    assert {(c["arm"], c["reference"]) for c in res["comparisons"] if c["score"] == "gold"} == {
+        ("seam", "full"), ("random", "full"), ("perplexity", "full"), ("seam", "random"), ("perplexity", "random")}
     for c in res["comparisons"]:
         assert c["n_seeds"] == 2 and c["seed_test"] is not None and 0 <= c["win_rate"]["rate"] <= 1
+        assert c["mde"]["prompts"] >= 0 and c["mde"]["seeds"] >= 0 and c["seed_sd"] >= 0
+    seam_row = by_arm["seam"]
+    assert seam_row["gold_diff_seed_ci_low"] <= seam_row["gold_diff"] <= seam_row["gold_diff_seed_ci_high"]
+    vs_random = next(c for c in res["comparisons"] if (c["arm"], c["reference"], c["score"]) == ("seam", "random", "gold"))
+    assert seam_row["gold_vs_random_diff"] == vs_random["diff"]["estimate"]
+    assert seam_row["gold_vs_random_p_seeds"] == vs_random["seed_test"]["p_value"]
+    assert "gold_vs_random_diff" not in by_arm["random"] and "gold_vs_random_diff" not in by_arm["full"]
     assert res["initial"]["gold"]["n"] == 6
     # the seam arm dropped the 8 lowest SEAM instructions (rank average over the variants)
     lineage = json.loads((out / "selections" / "rl.seam.jsonl.lineage.json").read_text())
@@ -120,6 +129,9 @@ def test_filter_cli_runs_every_arm_and_seed_and_resumes(demo, tmp_path, capsys):
     assert r0 != r1  # random removal is redrawn per seed
     md = (out / "results.md").read_text()
     assert "| `seam` | 32 |" in md and "starting policy" in md and "Per seed:" in md
+    assert "Seed-level comparisons (2 seeds" in md and "Δ vs `random` (seed 95% CI)" in md
+    assert f"MDE is {seam_row['gold_mde_seeds']:.3f}" in md or "MDE is " in md and " to " in md
+    assert f"would be {0.045 * by_arm['full']['gold']:+.3f} gold here" in md
     for name in ("arms", "curves"):
         assert (out / "figures" / f"{name}.html").read_text().count("plotly") > 0
         assert (out / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

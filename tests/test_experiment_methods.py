@@ -169,6 +169,16 @@ def test_filter_cli_with_another_trainer(demo, tmp_path, capsys, method):
     pool = pd.read_json(out / "data" / "rl.pool.jsonl", lines=True, dtype={"id": str})["id"]
     ranked = sorted(pool, key=lambda i: -S[i])
     assert set(dropped) == set(ranked[: round(0.2 * len(pool))])
+    if method == "bon":  # one shared first round per seed; each arm picked from it for its own prompts
+        for seed in (0, 1):
+            shared = pd.read_json(out / "shared" / f"bon-round0.s{seed}.jsonl", lines=True, dtype={"id": str})
+            assert list(shared["id"]) == list(pool)
+            by_id = dict(zip(shared["id"], shared["samples"]))
+            for arm in ("full", "oracle"):
+                picks = pd.read_json(out / "runs" / arm / f"s{seed}" / "rounds" / "round-0" / "picks.jsonl",
+                                     lines=True, dtype={"id": str})
+                assert all(c in by_id[i] for i, c in zip(picks["id"], picks["chosen"]))
+                assert not set(picks["id"]) & (set(dropped) if arm == "oracle" else set())
 
 
 def test_a_folder_of_another_method_is_not_resumed(tmp_path):

@@ -102,3 +102,49 @@ def test_best_of_n_never_picks_an_empty_completion(tiny_models, data, tmp_path, 
     assert "r0" not in set(picks["id"]) and len(picks) == len(ROWS) - 1
     assert all(t.strip() for t in picks["chosen"])
     assert res.metrics["bon/prompts_skipped"] == 1
+
+
+def test_a_stored_first_round_is_reused_for_a_subset_of_the_prompts(tiny_models, data, tmp_path):
+    """Round 0 from a samples file (the experiment's shared round): a run on a subset of the prompts picks
+    exactly what a run on all of them picked for those prompts, and needs no generation."""
+    import seam.train.bon as bon
+
+    pm, rm = tiny_models
+    full = train_bon(_cfg(tmp_path, pm, rm, data, rounds=1, output_dir=str(tmp_path / "full")))
+    stored = full.output_dir / "rounds" / "round-0" / "samples.jsonl"
+    rows = read_table(stored)
+    assert len(rows) == len(ROWS) and all(len(s) == 3 == len(r) for s, r in zip(rows["samples"], rows["rewards"]))
+    subset = tmp_path / "subset.jsonl"
+    write_table(ROWS[1:4], subset)
+
+    def no_generation(*a, **kw):
+        raise AssertionError("round 0 must come from the stored samples")
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(bon, "generate", no_generation)
+    try:
+        sub = train_bon(_cfg(tmp_path, pm, rm, subset, rounds=1, output_dir=str(tmp_path / "sub"),
+                             first_round_samples=str(stored)))
+    finally:
+        mp.undo()
+    want = read_table(full.output_dir / "rounds" / "round-0" / "picks.jsonl").set_index("id")
+    got = read_table(sub.output_dir / "rounds" / "round-0" / "picks.jsonl")
+    assert list(got["id"]) == ["r1", "r2", "r3"]
+    assert [want.loc[i, "chosen"] for i in got["id"]] == list(got["chosen"])
+
+
+@pytest.mark.parametrize("edit, msg", [
+    (lambda rows: rows[1:], "no samples for prompt id 'r0'"),
+    (lambda rows: [{**r, "samples": r["samples"][:2], "rewards": r["rewards"][:2]} for r in rows], "not 3 samples"),
+    (lambda rows: [{**r, "prompt": "other"} for r in rows], "another prompt"),
+])
+def test_a_stored_first_round_that_does_not_fit_fails_before_writing(tiny_models, data, tmp_path, capsys, edit, msg):
+    pm, rm = tiny_models
+    rows = [{"id": r["id"], "prompt": r["prompt"], "samples": ["a", "b", "c"], "rewards": [0.0, 1.0, 2.0]} for r in ROWS]
+    write_table(edit(rows), tmp_path / "samples.jsonl")
+    argv = ["train", "bon", "--policy", str(pm), "--reward-model", str(rm), "--data", str(data), "--out",
+            str(tmp_path / "x"), "--device", "cpu", "--num-generations", "3", "--first-round-samples",
+            str(tmp_path / "samples.jsonl")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1 and not (tmp_path / "x").exists()

@@ -294,7 +294,13 @@ def _run_compare(args) -> int:
           f"{t['method']} test over prompts p = {t['p_value']:.4g}")
     if res.seed_test:
         s = res.seed_test
-        print(f"  across seeds: mean difference {s['mean_diff']:.4f}, {s['method']} test p = {s['p_value']:.4g} (n {s['n']})")
+        sd = res.seed_diff
+        print(f"  across seeds: mean difference {s['mean_diff']:.4f} ({lvl}% t CI {sd['low']:.4f}-{sd['high']:.4f}), "
+              f"{s['method']} test p = {s['p_value']:.4g} (n {s['n']})")
+    mde = res.mde or {}
+    if mde.get("prompts") is not None:
+        print(f"  smallest difference detectable (80% power, two-sided 5%): {mde['prompts']:.4f} over prompts"
+              + (f", {mde['seeds']:.4f} over seeds" if mde.get("seeds") is not None else ""))
     return 0
 
 

@@ -101,6 +101,7 @@ def results_markdown(payload: dict) -> str:
               "across seeds. Δ and win rate: paired by prompt and seed against the reference (ties count half). "
               "p (prompts): Wilcoxon signed-rank over prompt pairs; p (seeds): paired "
               f"{cfg.get('test', 't')} test over per-seed means (needs 2+ seeds).", ""]
+    lines += _seed_level_lines(payload, scores, level)
     if payload["per_seed"]:
         lines += ["Per seed:", "", "| arm | seed | RL prompts | " + " | ".join(scores) + " | KL | tokens | PPO steps |",
                   "|" + "---|" * (6 + len(scores))]
@@ -128,6 +129,54 @@ def results_markdown(payload: dict) -> str:
         lines += ["Command:", "", "```", cfg["command"], "```", ""]
     lines.append(f"Wall time so far: {payload['seconds']:.0f} s.")
     return "\n".join(lines) + "\n"
+
+
+PAPER_GAIN = 0.045  # the paper's headline: dropping SEAM's lowest 20% improves RLHF by 4.5% (relative)
+
+
+def _seed_level_lines(payload: dict, scores: list[str], level: int) -> list[str]:
+    """The seed-level table: each arm against the reference and against `random`, with Student-t intervals
+    over the per-seed means and the minimum detectable effect (MDE) at this run's seeds and prompts."""
+    ref = payload["reference"]
+    arms = [r for r in payload["arms"] if r["arm"] != ref]
+    second = next((r["arm"] for r in payload["arms"] if r["arm"] == "random" and ref != "random"), None)
+    if len(payload["seeds"]) < 2 or not any(r.get(f"{sc}_diff_seed_ci_low") is not None for r in arms
+                                            for sc in scores):
+        return []
+    head = ["arm", "score", f"Δ vs `{ref}` (seed {level}% CI)", "p (seeds)", "MDE (seeds)", "MDE (prompts)"]
+    if second:
+        head += [f"Δ vs `{second}` (seed {level}% CI)", f"p vs `{second}` (seeds)"]
+    lines = [f"Seed-level comparisons ({len(payload['seeds'])} seeds; Student-t intervals over the per-seed mean "
+             "differences; MDE: the smallest true difference a two-sided 5% test detects with 80% power, at the "
+             "spread of this comparison's per-seed differences (seeds) or of its prompt pairs (prompts)):", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in arms:
+        for sc in scores:
+            if r.get(f"{sc}_diff") is None:
+                continue
+            cells = [f"`{r['arm']}`", sc,
+                     _interval(f"{r[f'{sc}_diff']:+.3f}", r.get(f"{sc}_diff_seed_ci_low"), r.get(f"{sc}_diff_seed_ci_high")),
+                     format_p(r.get(f"{sc}_p_seeds")), format_number(r.get(f"{sc}_mde_seeds")),
+                     format_number(r.get(f"{sc}_mde_prompts"))]
+            if second:
+                d = r.get(f"{sc}_vs_{second}_diff")
+                cells += ["-", "-"] if d is None or r["arm"] == second else [
+                    _interval(f"{d:+.3f}", r.get(f"{sc}_vs_{second}_diff_seed_ci_low"),
+                              r.get(f"{sc}_vs_{second}_diff_seed_ci_high")),
+                    format_p(r.get(f"{sc}_vs_{second}_p_seeds"))]
+            lines.append("| " + " | ".join(cells) + " |")
+    full = next((r for r in payload["arms"] if r["arm"] == ref), {})
+    if "gold" in scores and isinstance(full.get("gold"), (int, float)):
+        mdes = [r.get("gold_mde_seeds") for r in arms if isinstance(r.get("gold_mde_seeds"), (int, float))]
+        lines += ["", f"The paper's +{100 * PAPER_GAIN:.1f}% would be {PAPER_GAIN * full['gold']:+.3f} gold here "
+                  f"(`{ref}` {full['gold']:.3f})" + (f"; this run's seed-level MDE is {_span(mdes)}"
+                                                     if mdes else "") + "."]
+    return lines + [""]
+
+
+def _span(values: list[float]) -> str:
+    lo, hi = format_number(min(values)), format_number(max(values))
+    return lo if lo == hi else f"{lo} to {hi}"
 
 
 def write_figures(kind: str, arms_rows: list[dict], per_seed: list[dict], histories: dict, fig_dir: Path,

@@ -269,24 +269,43 @@ class _Runner(UnitSteps):
             row["ppo_objective_scores"] = float(np.mean(objs)) if objs else None
             if arm.name in self.rm_accuracy:
                 row["rm_test_accuracy"] = self.rm_accuracy[arm.name]
-            ref_seeds = [s for s in done if (self.reference, s) in self.evals]
-            if arm.name != self.reference and ref_seeds:
-                for sc in cfg.eval.judges:
-                    a = [self.evals[(arm.name, s)] for s in ref_seeds]
-                    b = [self.evals[(self.reference, s)] for s in ref_seeds]
-                    if not any(np.isfinite(t[f"score_{sc}"].to_numpy(float)).any() for t in a):
-                        continue
-                    c = compare_runs(a, b, score=sc, test=cfg.test, level=cfg.level).to_dict()
-                    comparisons.append({"arm": arm.name, "reference": self.reference, "score": sc,
-                                        "seeds": ref_seeds, **c})
-                    row[f"{sc}_diff"] = c["diff"]["estimate"]
-                    row[f"{sc}_diff_ci_low"] = c["diff"]["low"]
-                    row[f"{sc}_diff_ci_high"] = c["diff"]["high"]
-                    row[f"{sc}_win_rate"] = c["win_rate"]["rate"]
-                    row[f"{sc}_p_prompts"] = c["prompt_test"]["p_value"]
-                    row[f"{sc}_p_seeds"] = (c["seed_test"] or {}).get("p_value")
+            row.update(self._compare(arm.name, self.reference, done, comparisons))
+            if self.second_reference and arm.name != self.reference:
+                row.update(self._compare(arm.name, self.second_reference, done, comparisons,
+                                         prefix=f"vs_{self.second_reference}_"))
             arms_rows.append(row)
         return arms_rows, per_seed, comparisons
+
+    @property
+    def second_reference(self) -> str | None:
+        """The arm every other arm is also compared with: `random` (the bar a selection method must clear)."""
+        names = [a.name for a in self.arms]
+        return "random" if "random" in names and self.reference != "random" else None
+
+    def _compare(self, name: str, ref: str, done: list[int], comparisons: list[dict], prefix: str = "") -> dict:
+        """Row fields (`{score}_{prefix}diff`, ...) of arm `name` against arm `ref` over their shared seeds: the
+        pooled prompt-level difference, win rate and tests, the seed-level t interval and the minimum
+        detectable effects."""
+        ref_seeds = [s for s in done if (ref, s) in self.evals]
+        row: dict = {}
+        if name == ref or not ref_seeds:
+            return row
+        cfg = self.cfg
+        for sc in cfg.eval.judges:
+            a = [self.evals[(name, s)] for s in ref_seeds]
+            b = [self.evals[(ref, s)] for s in ref_seeds]
+            if not any(np.isfinite(t[f"score_{sc}"].to_numpy(float)).any() for t in a):
+                continue
+            c = compare_runs(a, b, score=sc, test=cfg.test, level=cfg.level).to_dict()
+            comparisons.append({"arm": name, "reference": ref, "score": sc, "seeds": ref_seeds, **c})
+            seed_ci, mde = c["seed_diff"] or {}, c["mde"] or {}
+            fields = {"diff": c["diff"]["estimate"], "diff_ci_low": c["diff"]["low"], "diff_ci_high": c["diff"]["high"],
+                      "win_rate": c["win_rate"]["rate"], "p_prompts": c["prompt_test"]["p_value"],
+                      "p_seeds": (c["seed_test"] or {}).get("p_value"), "diff_seed_ci_low": seed_ci.get("low"),
+                      "diff_seed_ci_high": seed_ci.get("high"), "mde_seeds": mde.get("seeds"),
+                      "mde_prompts": mde.get("prompts")}
+            row.update({f"{sc}_{prefix}{k}": v for k, v in fields.items()})
+        return row
 
     def _write_results(self, figures: bool) -> dict:
         arms_rows, per_seed, comparisons = self._aggregate()

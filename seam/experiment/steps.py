@@ -34,6 +34,9 @@ from ..train.eval import PolicyEvalConfig, evaluate_policy
 from ..train.judges import JudgeSettings
 from ..train.merge import merge_adapter
 from ..train.models import split_model_arg
+from ..train.bon import sample_round, write_samples
+from ..train.data import load_rows
+from ..train.reward_fn import load_reward_function
 from ..train.stats import paired_bootstrap_ci, win_rate
 from .arms import Arm, ExperimentInputs
 from .config import LABEL_ARMS, ExperimentConfig
@@ -379,7 +382,10 @@ class UnitSteps:
         rows_path = self.out / "evals" / f"{arm.slug}.s{seed}.jsonl"
         summary_path = rows_path.with_suffix(".json")
         tcls, train_fn = TRAINERS[self.cfg.method]
-        pcfg = load_config(tcls, overrides=self._ppo_overrides(policy, reward, data, run_dir, seed))
+        overrides = self._ppo_overrides(policy, reward, data, run_dir, seed)
+        if self._shares_first_round() and finished_run(run_dir) is None:
+            overrides["first_round_samples"] = str(self._shared_first_round(seed))
+        pcfg = load_config(tcls, overrides=overrides)
         name = self.cfg.method.upper() if self.cfg.method != "bon" else "best-of-n"
         unit = Unit("ppo", arm.name, seed, self._unit_index, self._n_units,
                     {"data": str(data), "output_dir": str(run_dir), "policy": str(policy), "reward_model": str(reward),
@@ -435,6 +441,33 @@ class UnitSteps:
             gold_win = res_unit.vs_reference.get("gold", {}).get("win_rate")
             line += f"; win rate vs {self.reference} {format_number(gold_win)}"
         self.say(line)
+
+    def _shares_first_round(self) -> bool:
+        """Best-of-n arms that start from the same policy and RM (filter, sweep) share their first round."""
+        return self.cfg.method == "bon" and self.cfg.kind != "augment"
+
+    def _shared_first_round(self, seed: int) -> Path:
+        """The first best-of-n round of `seed`, sampled once over the whole RL pool and scored by the RM
+        (`shared/bon-round0.s{seed}.jsonl`); every arm of the seed picks from it for its own prompts. The
+        arms then differ only in which prompts they keep (common random numbers), and the experiment
+        samples once per seed instead of once per arm. The full arm's run is the one it would be alone."""
+        path = self.out / "shared" / f"bon-round0.s{seed}.jsonl"
+        if path.is_file():
+            return path
+        self.say(f"seed {seed}: sampling the shared first best-of-n round over {len(self.pool)} RL prompts")
+        self.progress(0.0, f"seed {seed}: sampling the shared best-of-n round")
+        bcfg = load_config(TRAINERS["bon"][0], overrides=self._ppo_overrides(
+            self.inputs.pm, self.inputs.rm, self.pool_file, self.out / "shared" / "unused", seed))
+        rows = load_rows(str(self.pool_file))
+        prompts, ids = rows["prompt"].tolist(), rows["id"].astype(str).tolist()
+        reward = load_reward_function(bcfg.reward_model_path, bcfg.template, device=bcfg.device, dtype=bcfg.dtype,
+                                      allow_pickle=bcfg.allow_pickle)
+        t0 = time.time()
+        samples, scores = sample_round(bcfg, bcfg.model, prompts, reward)
+        path.parent.mkdir(exist_ok=True)
+        write_samples(path, ids, prompts, samples, scores)
+        self.say(f"seed {seed}: {len(samples)} samples in {time.time() - t0:.0f}s, mean reward {scores.mean():.3f}")
+        return path
 
     def _evaluate(self, policy: str | Path, ref: str | Path | None) -> tuple[pd.DataFrame, dict]:
         ev = self.cfg.eval

@@ -386,6 +386,10 @@ class BoNConfig(TrainCommon):
     generation_batch_size: int = setting(32, "sequences per generate call")
     learning_rate: float = setting(5e-5, "peak learning rate of the fine-tuning on the picks")
     warmup_steps: int = setting(10, "linear warm-up steps of each round's fine-tuning")
+    first_round_samples: str = setting("", "reuse the first round's samples and rewards from this file (a run's "
+                                       "rounds/round-0/samples.jsonl, or an experiment's shared one) instead of "
+                                       "sampling; it must cover every prompt with num_generations samples",
+                                       metavar="FILE")
 
     kind = "bon"
 

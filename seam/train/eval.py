@@ -24,7 +24,8 @@ from ..models.scoring import PolicyScorer, RewardScorer
 from ..models.templates import check_template, get_template
 from .data import load_rows, queries
 from .judges import JUDGES, JudgeSettings, build_judge
-from .stats import PAIRED_TESTS, bootstrap_ci, paired_bootstrap_ci, paired_test, win_rate
+from .stats import (PAIRED_TESTS, bootstrap_ci, min_detectable_effect, paired_bootstrap_ci, paired_t_ci, paired_test,
+                    win_rate)
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
 
@@ -259,7 +260,9 @@ class CompareResult:
     win_rate: dict  # A vs B per prompt (pooled), ties half
     prompt_test: dict  # paired test over prompts (pooled)
     seed_test: dict | None  # paired test over per-seed means (needs >= 2 seeds)
-    seed_diff: dict | None  # bootstrap CI of the mean per-seed difference
+    seed_diff: dict | None  # Student-t CI of the mean per-seed difference
+    seed_sd: float | None = None  # standard deviation of the per-seed differences
+    mde: dict | None = None  # minimum detectable effect (80% power, two-sided 5%) at these seeds and prompts
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -304,16 +307,21 @@ def compare_runs(a: list[pd.DataFrame], b: list[pd.DataFrame], score: str = "gol
         mean_b.append(float(np.nanmean(y)) if np.isfinite(y).any() else math.nan)
     x, y = np.concatenate(xs), np.concatenate(ys)
     prompt_method = "wilcoxon" if test == "t" and len(x) >= 10 else test
-    seed_test = seed_diff = None
+    seed_test = seed_diff = seed_sd = None
+    d = (x - y)[np.isfinite(x - y)]
+    mde = {"prompts": min_detectable_effect(float(d.std(ddof=1)), len(d), paired_t=False) if len(d) >= 2 else None}
     if len(a) >= 2:
         seed_test = paired_test(mean_a, mean_b, method=test).to_dict()
-        seed_diff = paired_bootstrap_ci(mean_a, mean_b, level=level, seed=seed).to_dict()
+        seed_diff = paired_t_ci(mean_a, mean_b, level=level).to_dict()
+        per_seed = np.asarray(mean_a) - np.asarray(mean_b)
+        seed_sd = float(np.nanstd(per_seed, ddof=1))
+        mde["seeds"] = min_detectable_effect(seed_sd, int(np.isfinite(per_seed).sum()))
     return CompareResult(
         score=score, n_prompts=int(len(x)), n_seeds=len(a), mean_a=float(np.nanmean(x)), mean_b=float(np.nanmean(y)),
         diff=paired_bootstrap_ci(x, y, level=level, seed=seed).to_dict(),
         win_rate=win_rate(x, y, level=level, seed=seed).to_dict(),
         prompt_test=paired_test(x, y, method=prompt_method).to_dict(),
-        seed_test=seed_test, seed_diff=seed_diff)
+        seed_test=seed_test, seed_diff=seed_diff, seed_sd=seed_sd, mde=mde)
 
 
 def read_eval_table(path: str | Path) -> pd.DataFrame:
