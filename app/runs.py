@@ -19,14 +19,25 @@ from app import stats
 from db import queries
 
 PREFERRED_METRICS = ("eval/gold_score", "eval/rm_score", "eval/win_rate", "objective/scores", "objective/rlhf_reward")
-CURVE_METRICS = ("objective/rlhf_reward", "objective/scores", "loss/policy_avg", "loss")
+# the training curve shown first: PPO's, then GRPO / RLOO's mean reward, then best-of-n's mean pick reward
+CURVE_METRICS = ("objective/rlhf_reward", "objective/scores", "reward", "bon/pick_reward_mean", "loss/policy_avg", "loss")
+TRAIN_HEADLINE = ("objective/scores", "reward", "bon/pick_reward_mean")
+METHODS = {"ppo": "PPO", "grpo": "GRPO", "rloo": "RLOO", "bon": "best-of-n"}  # the experiments' trainers
 SUFFIXES = ("/ci_low", "/ci_high", "/n")
 
 
 def headline(names: list[str]) -> list[str]:
-    """Metrics worth a column in the results table: evaluations (no CI bounds or counts) and the PPO score."""
+    """Metrics worth a column in the results table: evaluations (no CI bounds or counts) and the trainer's reward."""
     keep = [n for n in names if n.startswith("eval/") and not n.endswith(SUFFIXES)]
-    return keep + [n for n in ("objective/scores",) if n in names]
+    return keep + [n for n in TRAIN_HEADLINE if n in names]
+
+
+def label_file(folder) -> str | None:
+    """The project's on-policy label (a world-v2 study's hidden/label.jsonl): it enables the oracle arm."""
+    from seam.experiment.labels import project_label  # lazy: seam.experiment loads pandas/scipy; only this page needs it
+
+    found = project_label(folder)
+    return str(found) if found else None
 
 
 def default_curve(names: list[str]) -> str | None:
@@ -34,8 +45,12 @@ def default_curve(names: list[str]) -> str | None:
 
 
 def arm_of(row: dict[str, Any]) -> str:
+    """The arm a run belongs to; runs of a method other than PPO carry its name, so arms of two methods
+    are compared side by side instead of pooled."""
     cfg = row.get("config") or {}
-    return str(cfg.get("arm") or row.get("name") or f"run {row['id']}")
+    arm = str(cfg.get("arm") or row.get("name") or f"run {row['id']}")
+    method = cfg.get("rl_method")  # written by the filter-ppo / augment-ppo jobs on each RL run
+    return f"{arm} [{METHODS.get(method, method)}]" if method and method != "ppo" else arm
 
 
 def results_table(runs: pd.DataFrame, last: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Runs: one click to filter (or augment) by SEAM and run PPO; live curves, results with CIs, lineage."""
+"""Runs: one click to filter (or augment) by SEAM and run PPO, GRPO, RLOO or best-of-n; live curves, results
+with CIs, lineage."""
 
 import streamlit as st
 
@@ -9,6 +10,7 @@ from jobs import enqueue_job
 
 BASELINES = {"random": "random removal", "perplexity": "PM perplexity", "reward_gap": "reward gap",
              "full": "full RL set (no removal)"}
+LABEL_BASELINES = {"oracle": "oracle (positive control)", "skill-prior": "skill prior"}
 PPO_FIELDS = ("max_steps", "per_device_train_batch_size", "learning_rate", "kl_coef", "response_length", "temperature",
               "lora", "device")
 
@@ -21,21 +23,33 @@ with st.container(border=True):
     if run is None:
         st.info("Compute SEAM first (Score page): the runs filter or augment the RL set by it.")
     else:
-        c1, c2, c3 = st.columns([2, 1, 1])
+        c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
         variants = c1.multiselect("Variants (SEAM ranks averaged over them)", run["variants"], default=run["variants"],
                                   key="runs-variants")
         p = c2.slider("Drop the lowest share", 0.05, 0.5, 0.2, 0.05, key="runs-p")
-        seeds_text = c3.text_input("Seeds", "0", key="runs-seeds", help="space-separated, one PPO run per arm and seed")
+        seeds_text = c3.text_input("Seeds", "0", key="runs-seeds", help="space-separated, one RL run per arm and seed")
+        method = c4.selectbox("RL method", list(R.METHODS), format_func=R.METHODS.get, key="runs-method",
+                              help="the trainer of every arm; PPO settings below are mapped onto it (docs/experiments.md)")
+        label = R.label_file(ui.project_folder(store))
+        offered = {**BASELINES, **(LABEL_BASELINES if label else {})}
         st.markdown("**Baselines**")
-        cols = st.columns(len(BASELINES))
-        baselines = [b for c, (b, label) in zip(cols, BASELINES.items())
-                     if c.checkbox(label, value=b in ("random", "full"), key=f"runs-base-{b}")]
+        cols = st.columns(len(offered))
+        baselines = [b for c, (b, text) in zip(cols, offered.items())
+                     if c.checkbox(text, value=b in ("random", "full"), key=f"runs-base-{b}")]
+        if label:
+            st.caption(f"This project has an on-policy label ({label}): the oracle arm drops the instructions it marks "
+                       "most harmful, the positive control that must beat the full set if the experiment can show an effect.")
         ppo: dict = {}
+        trainer: dict = {}
         try:
             from seam.train.config import PPOConfig
 
-            with st.expander("PPO settings"):
+            with st.expander("PPO settings" + ("" if method == "ppo" else f" (mapped onto {R.METHODS[method]})")):
                 ppo = forms.dataclass_form(PPOConfig, key="runs-ppo", only=PPO_FIELDS, columns=4)
+                if method != "ppo":
+                    trainer["num_generations"] = int(st.number_input(
+                        "num_generations", 2, 64, 4, key="runs-num-generations",
+                        help="completions sampled per prompt (GRPO / RLOO group size; best-of-n's n)"))
         except Exception as exc:  # noqa: BLE001 - training is an optional back end for this page
             st.caption(f"PPO settings unavailable ({type(exc).__name__}: {exc}); the job uses its defaults.")
         try:
@@ -44,14 +58,16 @@ with st.container(border=True):
             st.error(f"Seeds must be whole numbers separated by spaces, got {seeds_text!r}")
             seeds = []
         payload = {"score_run_id": int(run["id"]), "variants": variants, "p": float(p), "baselines": baselines,
-                   "seeds": seeds, "ppo": ppo}
+                   "seeds": seeds, "ppo": ppo, "method": method, **({"trainer": trainer} if trainer else {}),
+                   **({"label": label} if label and set(baselines) & set(LABEL_BASELINES) else {})}
         b1, b2 = st.columns(2)
         missing = []
-        for col, kind, label in ((b1, "filter-ppo", f"Drop the lowest {p:.0%} by SEAM and run PPO"),
-                                 (b2, "augment-ppo", "Augment, retrain, run PPO")):
+        name = R.METHODS[method]
+        for col, kind, text in ((b1, "filter-ppo", f"Drop the lowest {p:.0%} by SEAM and run {name}"),
+                                (b2, "augment-ppo", f"Augment, retrain, run {name}")):
             ready = ui.has_handler(kind)
             missing += [] if ready else [kind]
-            if col.button(label, type="primary" if ready else "secondary", key=f"runs-go-{kind}", width="stretch",
+            if col.button(text, type="primary" if ready else "secondary", key=f"runs-go-{kind}", width="stretch",
                           disabled=not ready or not variants or not seeds):
                 st.toast(f"{kind} job {enqueue_job(store, kind, payload)} queued")
         if missing:

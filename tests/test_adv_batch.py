@@ -21,7 +21,7 @@ from seam.data import load_negatives
 from seam.errors import SeamError
 from seam.models.scoring import RewardScorer
 from seam.models.templates import get_template
-from seam.negatives import AdvBuilder, AdvConfig, build_negatives
+from seam.negatives import AdvConfig, build_negatives
 from seam.negatives.adv_batch import STOPWORDS, BatchedSearch, Words, char_edits
 
 REPO = Path(__file__).resolve().parents[1]

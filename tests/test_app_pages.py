@@ -454,3 +454,43 @@ def test_runs_launch_results_and_lineage(project):
     assert len(at.get("plotly_chart")) >= 2
     dot = at.get("graphviz_chart")[0].proto.spec
     assert "run_1 -> run_5" in dot and "dataset #1" in dot
+
+
+def test_runs_page_launches_a_grpo_run_with_the_oracle_arm(project):
+    """A project with an on-policy label offers the oracle arm; the launch carries the method, its group
+    size and the label, and the worker runs the GRPO arms to the end with their curves in the store."""
+    with open_store(project) as store:
+        rl = store.instructions(int(queries.score_runs(store).iloc[0]["dataset_id"]))
+    (project / "hidden").mkdir()
+    label = project / "hidden" / "label.jsonl"
+    label.write_text("".join(json.dumps({"id": i, "S": float(n % 7), "skill": f"k{n % 3}"}) + "\n"
+                             for n, i in enumerate(rl["id"])))
+    at = page("runs")
+    assert "oracle" in " ".join(texts(at.caption))
+    at.selectbox(key="runs-method").set_value("grpo").run()
+    assert "run GRPO" in at.button(key="runs-go-filter-ppo").label
+    at.checkbox(key="runs-base-random").uncheck()
+    at.checkbox(key="runs-base-oracle").check()
+    for name, value in (("max_steps", 1), ("per_device_train_batch_size", 4), ("response_length", 8)):
+        at.number_input(key=f"runs-ppo-{name}").set_value(value)
+    at.number_input(key="runs-num-generations").set_value(2)
+    at.run()
+    at.button(key="runs-go-filter-ppo").click().run()
+    with open_store(project) as store:
+        job = list_jobs(store).iloc[0]
+    payload = job["payload"]
+    assert job["kind"] == "filter-ppo" and payload["method"] == "grpo" and payload["trainer"] == {"num_generations": 2}
+    assert payload["baselines"] == ["full", "oracle"] and payload["label"] == str(label)
+    if "filter-ppo" not in job_kinds():
+        pytest.skip("the training back end is not installed")
+    run_worker(project)
+    with open_store(project) as store:
+        done = get_job(store, int(job["id"]))
+        assert done["status"] == "done", done["error"]
+        ppo = store.runs("ppo")
+        assert sorted(c["arm"] for c in ppo["config"]) == ["full", "oracle", "seam"]
+        assert {c["rl_method"] for c in ppo["config"]} == {"grpo"} and set(ppo["status"]) == {"done"}
+        assert all(len(store.run_metrics(int(i))) for i in ppo["id"])
+    assert done["result"]["method"] == "grpo"
+    at = page("runs")
+    assert {"seam [GRPO]", "oracle [GRPO]", "full [GRPO]"} <= set(at.dataframe[0].value["arm"])

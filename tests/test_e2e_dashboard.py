@@ -148,21 +148,24 @@ def test_annotate_five_pairs_with_the_keyboard(served, page):
     assert mine["source"].eq("human").all()
 
 
-@pytest.mark.slow  # about 80 s on 2 CPU cores: three tiny PPO runs and their evaluations
+@pytest.mark.slow  # about 60-80 s on 2 CPU cores: three tiny GRPO runs and their evaluations
 @pytest.mark.skipif("filter-ppo" not in job_kinds(), reason="waiting for the filter-ppo handler")
-def test_filter_and_ppo_run_finishes(served, page):
+def test_filter_and_grpo_run_finishes(served, page):
     url, folder = served
     with open_store(folder) as store:
         before = set(store.runs()["id"])
     page.goto(f"{url}/runs")
     page.get_by_role("heading", name="Results").or_(page.get_by_text("No runs yet")).first.wait_for()
-    page.get_by_text("PPO settings").click()
-    for name, value in (("max_steps", "2"), ("per_device_train_batch_size", "4"), ("response_length", "8")):  # 28 prompts
+    page.get_by_role("combobox", name="RL method").click()  # Streamlit's selectbox: open it, pick the option
+    page.get_by_role("option", name="GRPO").click()
+    page.get_by_text("PPO settings (mapped onto GRPO)").click()
+    for name, value in (("max_steps", "2"), ("per_device_train_batch_size", "4"), ("response_length", "8"),
+                        ("num_generations", "2")):  # 28 prompts
         box = page.get_by_role("spinbutton", name=name, exact=True)
         box.fill(value)
         box.press("Enter")
         page.wait_for_timeout(700)
-    page.get_by_role("button", name=re.compile("Drop the lowest 20% by SEAM and run PPO")).click()
+    page.get_by_role("button", name=re.compile("Drop the lowest 20% by SEAM and run GRPO")).click()
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         with open_store(folder) as store:
@@ -172,6 +175,8 @@ def test_filter_and_ppo_run_finishes(served, page):
             break
         time.sleep(2)
     assert len(new) and (new["status"] == "done").all(), new[["id", "kind", "status", "error"]]
+    assert {(c or {}).get("rl_method") for c in new[new["kind"] == "ppo"]["config"]} == {"grpo"}
     page.reload()
     page.get_by_role("heading", name="Results").wait_for()
     assert page.get_by_text("done").first.is_visible()
+    page.get_by_text("seam [GRPO]").first.wait_for()  # the results table names the method of each arm

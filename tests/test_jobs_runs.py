@@ -130,6 +130,9 @@ def test_cancelled_filter_ppo_job_stops_and_resumes_when_requeued(project):
     ({"score_run_id": 1, "variants": ["nope"]}, "variant(s) nope"),
     ({"score_run_id": 1, "ppo": {"stepz": 1}}, "unknown ppo setting 'stepz'"),
     ({"score_run_id": 1, "eval": {"n": 3}}, "unknown eval setting 'n'"),
+    ({"score_run_id": 1, "method": "dpo"}, "--method must be one of ppo, grpo, rloo, bon"),
+    ({"score_run_id": 1, "method": "grpo", "trainer": [2]}, "payload trainer must be an object"),
+    ({"score_run_id": 1, "baselines": ["oracle"]}, "the oracle arm needs --label FILE"),  # no hidden/label.jsonl
 ])
 def test_bad_payload_fails_with_a_clear_error(project, payload, message):
     store = open_store(project)

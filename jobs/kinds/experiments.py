@@ -1,7 +1,10 @@
 """The `filter-ppo` and `augment-ppo` jobs: the Runs page's one-click experiments (docs/jobs.md).
 
 Payload (docs/jobs.md): ``{"score_run_id": int, "variants": [str], "p": 0.2, "baselines": [...],
-"seeds": [0], "ppo": {...PPOConfig overrides...}}``; optional extras: ``eval`` (EvalSettings
+"seeds": [0], "ppo": {...PPOConfig overrides...}}``; optional extras: ``method`` (ppo, grpo, rloo
+or bon: the trainer of every arm; the ppo knobs are mapped onto it), ``trainer`` (that method's own
+overrides, e.g. ``{"num_generations": 4}``), ``label`` (the on-policy label file of the ``oracle``
+and ``skill-prior`` baselines; default ``<project>/hidden/label.jsonl`` when it exists), ``eval`` (EvalSettings
 fields, e.g. ``{"n_prompts": 40, "max_new_tokens": 48}``), ``eval_data`` (a held-out prompts file),
 ``out_dir``, ``eval_initial`` (false: skip evaluating the starting policy), and for augment-ppo ``k``, ``sft`` / ``rm`` (trainer overrides), ``sft_data``,
 ``rm_data``, ``rm_test_data``.
@@ -45,13 +48,15 @@ from seam.experiment import (
     ExperimentStopped,
     FilterExperimentConfig,
 )
+from seam.experiment.labels import project_label
 
 from ..context import JobCancelled, JobContext, JobLost
 from .common import model_row
 
-FILTER_BASELINES = ("random", "perplexity", "reward-gap", "full")
+FILTER_BASELINES = ("random", "perplexity", "reward-gap", "full", "oracle", "skill-prior")
 AUGMENT_BASELINES = ("random", "full")
-_NORMALISE = {"reward_gap": "reward-gap", "rewardgap": "reward-gap"}
+LABEL_BASELINES = ("oracle", "skill-prior")  # need the project's on-policy label (a world-v2 study's hidden/label.jsonl)
+_NORMALISE = {"reward_gap": "reward-gap", "rewardgap": "reward-gap", "skill_prior": "skill-prior"}
 
 
 def filter_ppo(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +152,7 @@ class _Job:
         if not isinstance(ppo, dict):
             raise SeamError(f"payload ppo must be an object of PPO settings, got {ppo!r}")
         self.ppo = dict(ppo)
+        self.method = str(p.get("method") or "ppo").strip().lower()
 
     def _folder(self) -> Path:
         if self.payload.get("out_dir"):
@@ -156,6 +162,10 @@ class _Job:
             raise SeamError(f"{self.kind}-ppo needs a folder for its files: the store {self.store.display} is not a "
                             "SQLite file; pass out_dir in the payload")
         return Path(database).resolve().parent / "experiments" / f"job-{self.ctx.job_id}-{self.kind}"
+
+    def _project(self) -> Path:
+        """The project folder: the SQLite store's folder."""
+        return Path(self.store.engine.url.database or ".").resolve().parent
 
     def _model(self, model_id, role: str) -> dict:
         if model_id is None:
@@ -187,7 +197,7 @@ class _Job:
             if len(n):
                 write_table(n[["id", "variant", "text", "meta"]], negs)
                 has_negs = True
-        project = Path(self.store.engine.url.database or ".").resolve().parent
+        project = self._project()
         p = self.payload
         demo = project / "data"
         files = {
@@ -213,7 +223,15 @@ class _Job:
         bad = sorted(set(ev) - names)
         if bad:
             raise SeamError(f"unknown eval setting {bad[0]!r}; valid: {', '.join(sorted(names))}")
+        trainer = p.get("trainer") or {}
+        if not isinstance(trainer, dict):
+            raise SeamError(f"payload trainer must be an object of the method's settings, got {trainer!r}")
+        label = p.get("label")
+        if label is None and set(self.arms) & set(LABEL_BASELINES):
+            found = project_label(self._project())
+            label = str(found) if found else None
         common = dict(arms=self.arms, seeds=self.seeds, p=self.p, variants=self.variants, ppo=self.ppo,
+                      method=self.method, trainer=dict(trainer), label=label,
                       eval=ev, device=str(self.ppo.get("device", "auto")),
                       dtype=str(self.ppo.get("dtype", "auto")),
                       eval_initial=p.get("eval_initial", True), command=f"{self.kind}-ppo job {self.ctx.job_id}")
@@ -241,7 +259,7 @@ class _Job:
         run = self.score_run
         config = {"job_id": self.ctx.job_id, "role": "selection", "arm": f"SEAM {self.kind} (job {self.ctx.job_id})",
                   "experiment": self.kind, "score_run_id": self.score_run_id, "variants": list(self.variants),
-                  "p": self.p, "arms": list(self.arms), "seeds": list(self.seeds), "ppo": self.ppo,
+                  "p": self.p, "arms": list(self.arms), "seeds": list(self.seeds), "ppo": self.ppo, "rl_method": self.method,
                   "payload": self.payload, "folder": str(folder)}
         rid = self.store.create_run(self.kind, config, name=f"SEAM {self.kind} (job {self.ctx.job_id})", status="running",
                                     inputs=[{"role": "rl_data", "ref_kind": "dataset", "ref_id": int(run["dataset_id"]),
@@ -282,7 +300,8 @@ class _Job:
         kind = {"ppo": "ppo", "sft": "sft", "rm": "rm", "initial": "eval"}[unit.phase]
         arm = "starting policy" if unit.phase == "initial" else unit.arm
         config = {"job_id": self.ctx.job_id, "unit": unit.key, "arm": arm, "seed": unit.seed,
-                  "experiment": self.kind, "phase": unit.phase, unit.phase: unit.config}
+                  "experiment": self.kind, "phase": unit.phase, unit.phase: unit.config,
+                  **({"rl_method": self.method} if unit.phase == "ppo" else {})}
         inputs: list[dict] = [{"role": "selection", "ref_kind": "run", "ref_id": self.parent}]
         paths = unit.paths
         if unit.phase == "ppo":
@@ -408,7 +427,7 @@ class _Job:
         self.ctx.progress(1.0, "done", force=True)
         arms = [{k: r.get(k) for k in ("arm", "n_train", "gold", "gold_ci_low", "gold_ci_high", "gold_diff",
                                        "gold_win_rate", "rm", "rm_diff", "rm_win_rate") if k in r} for r in result.arms]
-        return {"folder": str(folder), "results_md": str(result.files["results_md"]),
+        return {"folder": str(folder), "method": cfg.method, "results_md": str(result.files["results_md"]),
                 "results_json": str(result.files["results_json"]), "parent_run": self.parent,
                 "runs": dict(self.run_ids), "arms": arms, "seconds": result.seconds}
 

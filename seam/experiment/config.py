@@ -219,7 +219,7 @@ EXPERIMENT_CONFIGS: dict[str, type[ExperimentConfig]] = {
 # Trainer fields the experiment sets itself (an override of these would break the design).
 _PPO_OWNED = ("sft_model_path", "reward_model_path", "data", "output_dir", "seed", "eval_data", "ref_policy")
 _TRAIN_OWNED = ("model", "data", "output_dir", "eval_data")
-_GROUP_OWNED = ("model", "reward_model_path", "data", "output_dir", "eval_data", "seed")
+_GROUP_OWNED = ("model", "reward_model_path", "data", "output_dir", "eval_data", "seed", "first_round_samples")
 
 
 def canonical_overrides(what: str, overrides: dict | None) -> dict:

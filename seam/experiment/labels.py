@@ -15,6 +15,7 @@ Selection drops the lowest p% by a keep score (low = bad), so both arms use keep
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,14 @@ from ..data import read_table
 from ..errors import SeamError
 from ..select import Selection, select_by_scores
 from ..testbed.v2.report import skill_prior
+
+PROJECT_LABEL = Path("hidden") / "label.jsonl"  # where a world-v2 study (a project folder) keeps its label
+
+
+def project_label(project: str | os.PathLike | None) -> Path | None:
+    """The on-policy label file of a project folder (what the oracle arm drops by), when it has one."""
+    path = Path(project) / PROJECT_LABEL if project else None
+    return path if path is not None and path.is_file() else None
 
 LABEL_COLUMNS = ("id", "S", "skill")
 PRIOR_FOLDS = 5

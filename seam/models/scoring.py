@@ -20,7 +20,7 @@ full-vocabulary log-softmax is never held for a whole batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from ..errors import SeamError
 from .attention import use_gqa_sdpa
 from .fastpath import fast_decoder, layer_windows
 from .templates import Template
+
+if TYPE_CHECKING:  # torch is imported where it is used, so importing this module stays cheap
+    import torch
 
 ProgressFn = Callable[[int], None]  # called with the number of sequences just finished
 
