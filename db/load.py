@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 
 from seam.data import IMPORTERS, ImportConfig, ImportStats, iter_import, load_instructions, load_negatives, read_table
 from seam.data.columns import InstructionColumns, NegativeColumns
 from seam.data.contract import SCORE_COLUMNS
-from seam.demo import VARIANTS, DemoPaths
+from seam.demo import STAGES, VARIANTS, DemoPaths, read_manifest
 from seam.errors import SeamError
 
 from .bulk import require_columns
@@ -121,43 +121,98 @@ def score_files(store: Store, dataset_id: int, scores_path: str | Path, details_
     return run_id
 
 
+# --- the demo project: one loader per `seam demo` stage -----------------------------------------------
+
+Writer = Callable[[Connection], Any]
+Commit = Callable[[Writer], Any]  # runs a writer in one write transaction (a job's `ctx.commit_chunk`)
+
+
+def demo_dataset_name(final_key: str) -> str:
+    """The dataset name of a demo build: keyed by its last stage's key (`DemoConfig.stage_key("annotations")`),
+    which covers every setting, so another configuration loads into another dataset."""
+    return f"demo-rl-{final_key[:8]}"
+
+
 def demo_project(store: Store, root: str | Path) -> dict[str, Any]:
     """Put a built `seam demo` project's files into `store` (idempotent: one dataset per build key).
 
     Stores the RL set, its negatives, the PM and RM, the score run, the annotations, the RM's
     training run with its curve and the validation report as an eval run. Returns counts.
     """
-    from seam.models.loading import fingerprint  # lazy: pulls in torch and transformers
+    manifest = read_manifest(root)
+    if not manifest.get("stages", {}).get("annotations", {}).get("done"):
+        raise SeamError(f"{root}: the demo is not fully built ({Path(root) / 'demo.json'} records no finished "
+                        "annotations stage); run `seam demo --no-serve --dir DIR` first")
+    name = demo_dataset_name(manifest["stages"]["annotations"]["key"])
+    for stage in STAGES:
+        demo_stage(store, root, stage, name)
+    return demo_summary(store, store.dataset_id(name))
 
-    root = Path(root)
-    paths = DemoPaths(root)
-    manifest = json.loads((root / "demo.json").read_text())
-    name = f"demo-rl-{manifest['stages']['annotations']['key'][:8]}"
+
+def demo_stage(store: Store, root: str | Path, stage: str, dataset_name: str, *,
+               commit: Commit | None = None) -> dict[str, Any]:
+    """Load what one finished demo stage wrote under `root` into `store`; returns what it loaded ({} if
+    it was loaded already: every loader looks first, so a re-run or a resumed job adds no rows).
+
+    world: the RL set as dataset `dataset_name`; models: the PM, the RM and the RM's training run;
+    negatives: the three variants; score: the score run with its results; validation: the report as
+    an eval run; annotations: the gold judge's A/B judgements. A stage's rows are written by one
+    call of `commit(writer)` (default: one write transaction), which a job makes its chunk commit.
+    """
+    loaders = {"world": _demo_world, "models": _demo_models, "negatives": _demo_negatives, "score": _demo_score,
+               "validation": _demo_validation, "annotations": _demo_annotations}
+    if stage not in loaders:
+        raise SeamError(f"unknown demo stage {stage!r}; the stages are {', '.join(STAGES)}")
+    return loaders[stage](store, DemoPaths(Path(root)), dataset_name, commit or _transaction(store))
+
+
+def demo_summary(store: Store, ds: int) -> dict[str, Any]:
+    """Counts of a loaded demo dataset: instructions, negatives, its newest score run and that run's annotations."""
+    run_id = _newest_score_run(store, ds)
+    return {"dataset": ds, "instructions": len(store.instruction_ids(ds)), "negatives": len(store.negatives(ds)),
+            "score_run": run_id, "annotations": len(store.annotations(score_run_id=run_id)) if run_id else 0}
+
+
+def _transaction(store: Store) -> Commit:
+    def commit(writer: Writer) -> Any:
+        with store.write() as conn:
+            return writer(conn)
+
+    return commit
+
+
+def _demo_world(store: Store, paths: DemoPaths, name: str, commit: Commit) -> dict[str, Any]:
     existing = store.datasets()
     if len(existing) and name in set(existing["name"]):
-        return _demo_summary(store, store.dataset_id(name))
+        return {}
     inst = load_instructions(paths.rl)
-    ds = store.import_instructions(name, inst, source_path=str(paths.rl))
-    store.import_negatives(ds, load_negatives(paths.negatives, known_ids=inst["id"]))
-    pm_id = store.register_model("pm", str(paths.pm), name="demo-pm", template="stackllama",
-                                 fingerprint=fingerprint(paths.pm))
-    rm_id = store.register_model("rm", str(paths.rm), name="demo-rm", template="stackllama",
-                                 fingerprint=fingerprint(paths.rm))
-    run_id = store.create_score_run(ds, list(VARIANTS), {"template": "stackllama", "weighting": "paper",
-                                                         "aggregate": "sum", "device": "auto"},
-                                    pm_model_id=pm_id, rm_model_id=rm_id, name="demo")
-    store.save_score_results(run_id, read_table(paths.details), read_table(paths.scores))
-    store.set_score_run_status(run_id, "done")
-    ids = store.instruction_ids(ds)
-    for row in read_table(paths.annotations).to_dict("records"):
-        store.add_annotation(ids[row["id"]], row["response_a"], row["response_b"], row["choice"], row["annotator"],
-                             source=row["source"], response_a_ref=row["response_a_ref"],
-                             response_b_ref=row["response_b_ref"], score_run_id=run_id, meta=row["meta"])
-    # lineage: the RM training run and the validation report
-    rm_run = store.create_run("rm", manifest["stages"]["models"]["stats"], name="demo-rm",
-                              inputs=[{"role": "train", "ref_kind": "file", "path": str(paths.rm_train)},
-                                      {"role": "eval", "ref_kind": "file", "path": str(paths.rm_test)},
-                                      {"role": "base", "ref_kind": "model", "ref_id": pm_id}])
+    commit(lambda conn: store.import_instructions(name, inst, source_path=str(paths.rl), conn=conn))
+    return {"dataset": name, "instructions": len(inst)}
+
+
+def _demo_model_ids(store: Store, paths: DemoPaths) -> tuple[int, int]:
+    """(pm, rm) registered model ids; `register_model` returns the existing row for the same checkpoint."""
+    from seam.models.loading import fingerprint  # lazy: pulls in torch and transformers
+
+    return tuple(store.register_model(role, str(path), name=f"demo-{role}", template="stackllama",
+                                      fingerprint=fingerprint(path))
+                 for role, path in (("pm", paths.pm), ("rm", paths.rm)))
+
+
+def _demo_models(store: Store, paths: DemoPaths, name: str, commit: Commit) -> dict[str, Any]:
+    pm_id, rm_id = _demo_model_ids(store, paths)
+    stats = read_manifest(paths.root)["stages"]["models"]["stats"]
+    rm_run = _find_run(store, "rm", "demo-rm", lambda run: run["config"] == stats)
+    if rm_run is not None and rm_run["status"] == "done":
+        return {}
+    if rm_run is None:
+        rm_run_id = store.create_run("rm", stats, name="demo-rm",
+                                     inputs=[{"role": "train", "ref_kind": "file", "path": str(paths.rm_train)},
+                                             {"role": "eval", "ref_kind": "file", "path": str(paths.rm_test)},
+                                             {"role": "base", "ref_kind": "model", "ref_id": pm_id}])
+    else:
+        rm_run_id = int(rm_run["id"])  # created by an attempt that stopped before its metrics were written
+    curve = []
     metrics_file = paths.rm / "metrics.jsonl"
     if metrics_file.is_file():
         for line in metrics_file.read_text().splitlines():
@@ -165,21 +220,108 @@ def demo_project(store: Store, root: str | Path) -> dict[str, Any]:
             step = int(rec.pop("step", 0))
             vals = {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             if vals:
-                store.log_metrics(rm_run, step, vals)
-    store.update_run(rm_run, status="done", artifacts={"model": str(paths.rm)})
+                curve.append((step, vals))
+
+    def write(conn: Connection) -> None:
+        for step, vals in curve:
+            store.log_metrics(rm_run_id, step, vals, conn=conn)
+        store.update_run(rm_run_id, status="done", artifacts={"model": str(paths.rm)}, conn=conn)
+
+    commit(write)
+    return {"pm": pm_id, "rm": rm_id, "rm_run": rm_run_id}
+
+
+def _demo_negatives(store: Store, paths: DemoPaths, name: str, commit: Commit) -> dict[str, Any]:
+    ds = store.dataset_id(name)
+    if len(store.negatives(ds)):
+        return {}  # the variants are written in one transaction: some rows mean all of them
+    negs = load_negatives(paths.negatives, known_ids=store.instruction_ids(ds))
+    commit(lambda conn: store.import_negatives(ds, negs, conn=conn))
+    return {"negatives": len(negs)}
+
+
+def _demo_score(store: Store, paths: DemoPaths, name: str, commit: Commit) -> dict[str, Any]:
+    ds = store.dataset_id(name)
+    run_id = _newest_score_run(store, ds, "demo")
+    if run_id is not None and store.score_run(run_id)["status"] == "done":
+        return {}
+    if run_id is None:
+        pm_id, rm_id = _demo_model_ids(store, paths)
+        run_id = store.create_score_run(ds, list(VARIANTS), {"template": "stackllama", "weighting": "paper",
+                                                             "aggregate": "sum", "device": "auto"},
+                                        pm_model_id=pm_id, rm_model_id=rm_id, name="demo")
+    details, scores = read_table(paths.details), read_table(paths.scores)
+
+    def write(conn: Connection) -> None:
+        store.save_score_results(run_id, details, scores, conn=conn)
+        store.set_score_run_status(run_id, "done", conn=conn)
+
+    commit(write)
+    return {"score_run": run_id, "seam_rows": len(scores)}
+
+
+def _demo_validation(store: Store, paths: DemoPaths, name: str, commit: Commit) -> dict[str, Any]:
+    run_id = _newest_score_run(store, store.dataset_id(name), "demo")
+    if run_id is None:
+        raise SeamError(f"the demo's score run is not in {store.display}; load the score stage first")
+
+    def scores_this_run(run: dict) -> bool:
+        return any(i["role"] == "scores" and i["ref_id"] == run_id for i in store.run(int(run["id"]))["inputs"])
+
+    ev = _find_run(store, "eval", "demo-validation", scores_this_run)
+    if ev is not None and ev["status"] == "done":
+        return {}
     report = json.loads(paths.validation_json.read_text())
-    ev = store.create_run("eval", {"what": "demo validation", "seed": report["seed"], "command": report.get("command")},
-                          name="demo-validation",
-                          inputs=[{"role": "scores", "ref_kind": "score_run", "ref_id": run_id},
-                                  {"role": "probes", "ref_kind": "file", "path": str(paths.probes)}])
-    store.log_metrics(ev, 0, {f"auroc/{m['method']}": m["auroc"] for m in report["methods"] if m["auroc"] is not None})
-    store.update_run(ev, status="done", artifacts={"report_md": str(paths.validation_md),
-                                                   "report_json": str(paths.validation_json)})
-    return _demo_summary(store, ds)
+    if ev is None:
+        ev_id = store.create_run("eval", {"what": "demo validation", "seed": report["seed"],
+                                          "command": report.get("command")}, name="demo-validation",
+                                 inputs=[{"role": "scores", "ref_kind": "score_run", "ref_id": run_id},
+                                         {"role": "probes", "ref_kind": "file", "path": str(paths.probes)}])
+    else:
+        ev_id = int(ev["id"])
+    aurocs = {f"auroc/{m['method']}": m["auroc"] for m in report["methods"] if m["auroc"] is not None}
+
+    def write(conn: Connection) -> None:
+        store.log_metrics(ev_id, 0, aurocs, conn=conn)
+        store.update_run(ev_id, status="done", artifacts={"report_md": str(paths.validation_md),
+                                                          "report_json": str(paths.validation_json)}, conn=conn)
+
+    commit(write)
+    return {"eval_run": ev_id}
 
 
-def _demo_summary(store: Store, ds: int) -> dict[str, Any]:
+def _demo_annotations(store: Store, paths: DemoPaths, name: str, commit: Commit) -> dict[str, Any]:
+    ds = store.dataset_id(name)
+    run_id = _newest_score_run(store, ds, "demo")
+    if run_id is None:
+        raise SeamError(f"the demo's score run is not in {store.display}; load the score stage first")
+    if len(store.annotations(score_run_id=run_id)):
+        return {}  # written in one transaction: some rows mean all of them
+    ids = store.instruction_ids(ds)
+    rows = read_table(paths.annotations).to_dict("records")
+
+    def write(conn: Connection) -> None:
+        for row in rows:
+            store.add_annotation(ids[row["id"]], row["response_a"], row["response_b"], row["choice"], row["annotator"],
+                                 source=row["source"], response_a_ref=row["response_a_ref"],
+                                 response_b_ref=row["response_b_ref"], score_run_id=run_id, meta=row["meta"], conn=conn)
+
+    commit(write)
+    return {"annotations": len(rows)}
+
+
+def _newest_score_run(store: Store, ds: int, name: str | None = None) -> int | None:
+    query = select(ScoreRun.id).where(ScoreRun.dataset_id == ds).order_by(ScoreRun.id.desc())
+    if name is not None:
+        query = query.where(ScoreRun.name == name)
     with store.read() as conn:
-        run_id = conn.execute(select(ScoreRun.id).where(ScoreRun.dataset_id == ds).order_by(ScoreRun.id.desc())).scalar()
-    return {"dataset": ds, "instructions": len(store.instruction_ids(ds)), "negatives": len(store.negatives(ds)),
-            "score_run": run_id, "annotations": len(store.annotations(score_run_id=run_id)) if run_id else 0}
+        return conn.execute(query).scalar()
+
+
+def _find_run(store: Store, kind: str, name: str, match: Callable[[dict], bool]) -> dict[str, Any] | None:
+    """The newest run of `kind` named `name` for which `match(row)` holds, or None."""
+    runs = store.runs(kind)
+    for row in reversed(runs[runs["name"] == name].to_dict("records")) if len(runs) else []:
+        if match(row):
+            return row
+    return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from seam.errors import SeamError
 
 from .context import Handler
+from .kinds.demo import demo_build
 from .kinds.embed_map import embed_map
 from .kinds.experiments import augment_ppo, filter_ppo
 from .kinds.negatives import negatives_job
@@ -28,6 +29,7 @@ KINDS: dict[str, Handler] = {
     "embed-map": embed_map,
     "filter-ppo": filter_ppo,
     "augment-ppo": augment_ppo,
+    "demo-build": demo_build,
 }
 
 _EXTRA: dict[str, Handler] = {}

@@ -1,10 +1,10 @@
-"""Overview: the project at a glance (models, datasets, latest score runs, demo report, worker health)."""
+"""Overview: the project at a glance (demo build, models, datasets, latest score runs, demo report, worker health)."""
 
 import json
 
 import streamlit as st
 
-from app import ui
+from app import demo_build, ui
 from db import queries
 
 REPORT_FILES = ("validation.md", "validation.json")
@@ -18,6 +18,20 @@ st.caption(f"Project store: `{store.display}`" + (f" · folder `{folder}`" if fo
 level, message = ui.worker_state(store)
 {"ok": st.success, "warn": st.warning, "error": st.error}[level](f"Worker: {message}", icon=":material/memory:")
 
+build = demo_build.current_job(store)
+if build is not None:
+    @st.fragment(run_every=ui.REFRESH_S if build["status"] in ("queued", "running") else None)
+    def demo_build_panel(seen: tuple = (build["status"], build["chunks_done"])) -> None:
+        st.subheader("Demo build")
+        job = ui.job_card(store, int(build["id"]), key="overview-demo")
+        st.caption(demo_build.summary_line(job))
+        for stage in demo_build.stage_states(job):
+            st.markdown(demo_build.stage_line(stage))
+        if (job["status"], job["chunks_done"]) != seen:  # a stage landed in the store, or the build ended
+            st.rerun(scope="app")  # the counts and tables below fill in
+
+    demo_build_panel()
+
 models, datasets = store.models(), store.datasets()
 runs = queries.score_runs(store)
 health = queries.job_health(store)["counts"]
@@ -29,7 +43,7 @@ cols[3].metric("Score runs", len(runs))
 cols[4].metric("Annotations", store.count("annotations"))
 cols[5].metric("Jobs queued / running", f"{health['queued']} / {health['running']}")
 
-if models.empty and datasets.empty:
+if models.empty and datasets.empty and build is None:
     st.info("This project is empty. Register checkpoints on **Models**, import an RL set on **Data**, "
             "then compute SEAM on **Score**; or build the offline demo with `seam demo`.")
 

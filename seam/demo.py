@@ -13,8 +13,10 @@ Stages (each cached: a re-run reuses every stage whose settings did not change):
                   reward-gap baselines: AUROC and precision at 20%
 6. ``annotations`` gold-judge A/B judgements (source "code") for the dashboard's Annotate page
 
-This module writes files only; ``seam demo`` (seam/cli/demo.py) loads them into the project store
-and serves the dashboard.
+This module writes files only. ``seam demo --no-serve`` (seam/cli/demo.py) builds, then loads the
+files into the project store (db.load.demo_project); ``seam demo`` serves the dashboard at once and
+builds as a ``demo-build`` job of the project's worker (jobs/kinds/demo.py), which loads each stage's
+files as the stage lands, through `build_demo`'s ``on_stage`` and ``progress`` hooks.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ WEIGHTINGS = ("paper", "prob")
 MANIFEST = "demo.json"
 
 Say = Callable[[str], None]
+StageHook = Callable[[str, int, int, str, float], None]  # (stage, index 1.., total, "start"|"done"|"reused", seconds)
+Progress = Callable[[str, float, str], None]  # (stage, fraction of that stage done, step)
+Tick = Callable[[float, str], None]  # a stage's own progress: (fraction of the stage done, step)
 
 
 @dataclass
@@ -85,6 +90,15 @@ class DemoConfig:
         return cls(seed=seed, tiny=True, n_tasks=240, rl_size=40, k=3, pairs_per_task=2, rm_steps=20, rm_batch=8, rm_train_layers=None,
                    rm_learning_rate=1e-3, llm_backend="rules", llm_k=3, adv_query_budget=12, n_annotations=20)
 
+    @classmethod
+    def preset(cls, tiny: bool = False, seed: int = 0) -> "DemoConfig":
+        """The configuration `seam demo [--tiny] --seed S` builds (what a `demo-build` job's payload names)."""
+        return cls.tiny_config(seed) if tiny else cls(seed=seed)
+
+    def expected_seconds(self) -> dict[str, float]:
+        """Each stage's build time on 2 CPU cores (measured: docs/demo-validation.md); weights progress and ETA."""
+        return dict(TINY_SECONDS if self.tiny else DEFAULT_SECONDS)
+
     def stage_key(self, stage: str) -> str:
         """Hash of the settings a stage and the stages before it depend on (a change re-runs it and every later one)."""
         d = asdict(self)
@@ -106,6 +120,11 @@ STAGE_FIELDS = {
     "validation": [],
     "annotations": ["n_annotations"],
 }
+STAGES = tuple(STAGE_FIELDS)
+DEFAULT_SECONDS = {"world": 1, "models": 200, "negatives": 400, "score": 130, "validation": 55, "annotations": 1}
+TINY_SECONDS = {"world": 0.2, "models": 8, "negatives": 3, "score": 0.5, "validation": 0.5, "annotations": 0.1}
+# how the negatives stage's time splits between its builders (default configuration: llm 154 s, adv ~220 s)
+NEGATIVES_SPAN = {"contrast": (0.0, 0.05), "llm": (0.05, 0.45), "adv": (0.45, 1.0)}
 
 
 @dataclass
@@ -152,19 +171,27 @@ class DemoResult:
 # ============================================================================ driver
 
 
-def build_demo(root: str | Path, cfg: DemoConfig | None = None, say: Say | None = None) -> DemoResult:
-    """Build (or reuse) every stage under `root`. Returns timings and stats per stage."""
+def build_demo(root: str | Path, cfg: DemoConfig | None = None, say: Say | None = None, *,
+               on_stage: StageHook | None = None, progress: Progress | None = None) -> DemoResult:
+    """Build (or reuse) every stage under `root`. Returns timings and stats per stage.
+
+    `on_stage(name, index, total, event, seconds)` is called when a stage starts ("start", 0), after
+    a built stage is recorded in demo.json ("done", its seconds) and for a stage reused as it is
+    ("reused", the seconds it took when built); `progress(name, fraction, step)` reports progress
+    within a stage. Either may raise to stop the build: the stages recorded so far stay reusable.
+    """
     cfg = cfg or DemoConfig()
     say = say or log.info
     paths = DemoPaths(Path(root))
     for d in (paths.root, paths.data, paths.models, paths.results, paths.report):
         d.mkdir(parents=True, exist_ok=True)
     manifest_path = paths.root / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = read_manifest(paths.root)
     result = DemoResult(paths.root, cfg)
     t_all = time.time()
     stages = [("world", _world), ("models", _models), ("negatives", _negatives), ("score", _score),
               ("validation", _validation), ("annotations", _annotations)]
+    hook = on_stage or (lambda *_: None)
     invalid = False
     for i, (name, fn) in enumerate(stages, 1):
         key = cfg.stage_key(name)
@@ -172,20 +199,35 @@ def build_demo(root: str | Path, cfg: DemoConfig | None = None, say: Say | None 
         if not invalid and prev.get("key") == key and prev.get("done"):
             say(f"[{i}/{len(stages)}] {name}: reused ({prev.get('seconds', 0):.0f}s when built)")
             result.stages[name] = {**prev, "cached": True}
+            hook(name, i, len(stages), "reused", float(prev.get("seconds", 0.0)))
             continue
         invalid = True  # every later stage depends on this one
         say(f"[{i}/{len(stages)}] {name}: building ...")
+        hook(name, i, len(stages), "start", 0.0)
         t0 = time.time()
-        stats = fn(paths, cfg, say) or {}
+        tick = (lambda f, step, name=name: progress(name, f, step)) if progress else _no_tick
+        stats = fn(paths, cfg, say, tick) or {}
         seconds = time.time() - t0
-        entry = {"key": key, "done": True, "seconds": round(seconds, 1), "stats": json_safe(stats)}
+        entry = {"key": key, "done": True, "seconds": round(seconds, 1), "built_at": round(time.time(), 1),
+                 "stats": json_safe(stats)}
         manifest.setdefault("stages", {})[name] = entry
         manifest["config"] = json_safe(asdict(cfg))
         write_json(manifest_path, manifest, indent=2)
         result.stages[name] = {**entry, "cached": False}
         say(f"[{i}/{len(stages)}] {name}: done in {seconds:.0f}s")
+        hook(name, i, len(stages), "done", seconds)
     result.seconds = time.time() - t_all
     return result
+
+
+def read_manifest(root: str | Path) -> dict:
+    """A demo folder's demo.json ({} when there is none yet)."""
+    path = Path(root) / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _no_tick(fraction: float, step: str) -> None:
+    pass
 
 
 # ============================================================================ stages
@@ -199,7 +241,7 @@ def _tasks(cfg: DemoConfig):
     return parts, rl
 
 
-def _world(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
+def _world(paths: DemoPaths, cfg: DemoConfig, say: Say, tick: Tick) -> dict:
     parts, rl = _tasks(cfg)
     coverage = Coverage() if cfg.coverage == "default" else Coverage.from_spec(cfg.coverage)
     write_table(instructions_rows(rl), paths.rl)
@@ -212,12 +254,13 @@ def _world(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
     return stats
 
 
-def _models(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
+def _models(paths: DemoPaths, cfg: DemoConfig, say: Say, tick: Tick) -> dict:
     for d in (paths.pm, paths.rm):
         shutil.rmtree(d, ignore_errors=True)
     if cfg.tiny:
         tmp = paths.models / "tiny-build"
         shutil.rmtree(tmp, ignore_errors=True)
+        tick(0.0, "building tiny models")
         pm_dir, rm_base = build_tiny_models(tmp, seed=cfg.seed)
         shutil.move(str(pm_dir), paths.pm)
         base = paths.pm
@@ -228,6 +271,7 @@ def _models(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
         if not link.exists():
             os.symlink(smollm2_gguf(), link)
         say("    converting SmolLM2-135M-Instruct from GGUF (cached after the first time) ...")
+        tick(0.0, "converting SmolLM2-135M-Instruct from GGUF")
         converted = gguf_to_hf(gguf_folder)
         shutil.copytree(converted, paths.pm, symlinks=False)
         base = paths.pm
@@ -237,7 +281,13 @@ def _models(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
                       learning_rate=cfg.rm_learning_rate, seed=cfg.seed, logging_steps=max(1, cfg.rm_steps // 20),
                       device="cpu" if cfg.tiny else "auto", report_to="none", max_length=256, warmup_steps=0,
                       train_layers=cfg.rm_train_layers, disable_tqdm=False)
-    res = train_rm(rm_cfg)
+    lo = 0.05 if cfg.tiny else 0.15  # the share of the stage spent getting the PM (tiny build or GGUF conversion)
+
+    def on_log(step: int, metrics: dict) -> None:
+        tick(lo + (1 - lo) * min(step / max(cfg.rm_steps, 1), 1.0), f"training the RM: step {step}/{cfg.rm_steps}")
+
+    tick(lo, "training the RM")
+    res = train_rm(rm_cfg, metrics_callback=on_log)
     shutil.rmtree(paths.models / "tiny-build", ignore_errors=True)
     stats = {"pm": str(paths.pm), "rm": str(paths.rm), "rm_steps": res.steps, "rm_seconds": round(res.seconds, 1),
              "rm_metrics": {k: v for k, v in res.metrics.items() if isinstance(v, (int, float))}}
@@ -246,7 +296,7 @@ def _models(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
     return stats
 
 
-def _negatives(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
+def _negatives(paths: DemoPaths, cfg: DemoConfig, say: Say, tick: Tick) -> dict:
     inst = load_instructions(paths.rl)
     frames, stats = [], {}
     configs = {
@@ -260,7 +310,7 @@ def _negatives(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
     }
     for name in VARIANTS:
         t0 = time.time()
-        bar = _StageBar(f"    {name}")
+        bar = _StageBar(f"    {name}", tick, NEGATIVES_SPAN[name])
         frame, st = build_negatives(name, inst, configs[name], progress=bar)
         bar.close()
         frames.append(frame)
@@ -272,12 +322,12 @@ def _negatives(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
     return stats
 
 
-def _score(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
+def _score(paths: DemoPaths, cfg: DemoConfig, say: Say, tick: Tick) -> dict:
     inst = load_instructions(paths.rl)
     negs = load_negatives(paths.negatives, known_ids=inst["id"])
     pm, rm = load_pm(paths.pm, device="cpu"), load_rm(paths.rm, device="cpu")
     scorer = SeamScorer(pm, rm, ScoreConfig(batch_tokens=cfg.batch_tokens))
-    bar = _StageBar("    scoring")
+    bar = _StageBar("    scoring", tick)
     chunks = list(scorer.iter_chunks(inst, negs, progress=bar))
     bar.close()
     det = pd.concat([c.details for c in chunks], ignore_index=True)
@@ -290,7 +340,7 @@ def _score(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
             "rm_truncated": s.rm_truncated, "misjudged": int((det["epsilon"] > 0).sum())}
 
 
-def _validation(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
+def _validation(paths: DemoPaths, cfg: DemoConfig, say: Say, tick: Tick) -> dict:
     from .validation import report_markdown, validation_report  # lazy: pulls in scipy (slow to import)
 
     inst = load_instructions(paths.rl)
@@ -322,7 +372,7 @@ def _validation(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
     return {"positives": report["positives"], "n": report["n"], "best": best}
 
 
-def _annotations(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
+def _annotations(paths: DemoPaths, cfg: DemoConfig, say: Say, tick: Tick) -> dict:
     inst = load_instructions(paths.rl)
     negs = pd.read_json(paths.negatives, lines=True)
     rng = np.random.default_rng(cfg.seed + 3)
@@ -353,14 +403,20 @@ def _annotations(paths: DemoPaths, cfg: DemoConfig, say: Say) -> dict:
 
 
 class _StageBar:
-    """A tqdm bar fed by (done, total, step) progress callbacks."""
+    """A tqdm bar fed by (done, total, step) progress callbacks; also reports the stage's progress to
+    `tick` as a fraction within `span` (the part of the stage this bar covers)."""
 
-    def __init__(self, desc: str):
+    def __init__(self, desc: str, tick: Tick = _no_tick, span: tuple[float, float] = (0.0, 1.0)):
         self.desc = desc
+        self.tick, self.span = tick, span
         self.bar = None
 
     def __call__(self, done: int, total: int, step: str = "") -> None:
         from tqdm import tqdm
+
+        lo, hi = self.span
+        self.tick(lo + (hi - lo) * min(done / total, 1.0) if total else lo,
+                  f"{self.desc.strip()} {done}/{total}" + (f" ({step})" if step else ""))
 
         if self.bar is None:
             self.bar = tqdm(total=total, desc=self.desc, file=sys.stderr, dynamic_ncols=True, leave=False)

@@ -7,4 +7,5 @@
     samples.py         generate-samples   PM samples for blind annotation
     embed_map.py       embed-map          2-D map of a dataset's prompt embeddings
     experiments.py     filter-ppo, augment-ppo   the Runs page's experiments
+    demo.py            demo-build         `seam demo`'s build, loading each stage into the store as it lands
 """

@@ -1,4 +1,9 @@
-"""`seam demo`: build the offline demo project (files + store) and serve the dashboard on it."""
+"""`seam demo`: the offline demo project (files + store) and the dashboard on it.
+
+Serving (the default), the dashboard starts at once and the project's worker builds the demo as a
+`demo-build` job (jobs/kinds/demo.py), loading each stage into the store as it lands; the Overview
+shows the stages with progress and ETA. `--no-serve` builds and loads in this process (scripts, tests).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from app.server import ServeConfig, serve
+from app.server import ServeConfig, port_free, serve
 from db import load, open_store
+from jobs.kinds.demo import ensure_demo_job
 
-from ..demo import DemoConfig, build_demo
+from ..demo import DemoConfig, build_demo, read_manifest
 from ..errors import SeamError
 from . import example_epilog
 
@@ -24,10 +30,12 @@ def register(sub) -> None:
         description="Build a complete SEAM study from nothing downloaded: a demo world with a gold judge, "
                     "SmolLM2-135M-Instruct as the PM, a reward model trained on the world's pairs (with known blind "
                     "spots), contrast / LLM / adversarial negatives, SEAM scores, a validation report and gold-judge "
-                    "annotations; then serve the dashboard. A re-run reuses every stage already built.",
+                    "annotations. Without --no-serve the dashboard is up at once and its worker builds the "
+                    "demo as a job, each stage showing up as it lands (progress and ETA on the Overview). "
+                    "A re-run reuses every stage already built.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=example_epilog(
-            "seam demo                                  # ~15 min on 2 CPU cores, then http://127.0.0.1:8501",
+            "seam demo                                  # http://127.0.0.1:8501 at once; the build takes ~13 min on 2 CPU cores",
             "seam demo --tiny --no-serve --dir /tmp/d   # tiny models, under a minute (tests)",
             "seam demo --world v2 --no-serve --dir /tmp/v2 --size 1500   # the world-v2 validation study (~40 min)",
         ),
@@ -51,10 +59,29 @@ def run(args) -> int:
         return run_v2(args)
     if args.size is not None:
         raise SeamError("--size applies to --world v2 only")
-    cfg = DemoConfig.tiny_config(args.seed) if args.tiny else DemoConfig(seed=args.seed)
     root = Path(args.dir).resolve()
+    if root.exists() and not root.is_dir():
+        raise SeamError(f"--dir {args.dir}: not a folder; pass a folder for the demo project (created if missing)")
+    if args.no_serve:
+        return build_and_load(root, DemoConfig.preset(args.tiny, args.seed))
+    if not 0 < args.port < 65536:
+        raise SeamError(f"--port {args.port}: not a TCP port; use 1-65535 (default 8501)")
+    if not port_free(args.host, args.port):
+        raise SeamError(f"--port {args.port}: {args.host}:{args.port} is already in use (another dashboard?); "
+                        "stop what runs there or pass --port N")
+    job_id, state = prepare_served_build(root, args.tiny, args.seed)
+    note = {"enqueued": "queued", "requeued": "requeued (it resumes after the stages already built)",
+            "queued": "already queued", "running": "already running", "done": "done: serving the finished project"}
+    print(f"demo project {root}: build job {job_id} {note.get(state, state)}; the Overview page shows its stages",
+          file=sys.stderr)
+    print(f"serving the dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)")
+    return serve(ServeConfig(db=str(root), host=args.host, port=args.port, worker=True, quiet=False))
+
+
+def build_and_load(root: Path, cfg: DemoConfig) -> int:
+    """`--no-serve`: build every stage here and now, then load the project into its store."""
     t0 = time.time()
-    print(f"building the demo project in {root} ({'tiny' if args.tiny else 'default'} configuration)", file=sys.stderr)
+    print(f"building the demo project in {root} ({'tiny' if cfg.tiny else 'default'} configuration)", file=sys.stderr)
     build_demo(root, cfg)
     store = open_store(root)
     try:
@@ -64,10 +91,24 @@ def run(args) -> int:
     print(f"demo ready in {time.time() - t0:.0f}s: {info['instructions']} instructions, {info['negatives']} negatives, "
           f"score run {info['score_run']}, {info['annotations']} annotations")
     print(f"validation report: {root / 'report' / 'validation.md'}")
-    if args.no_serve:
-        return 0
-    print(f"serving the dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)")
-    return serve(ServeConfig(db=str(root), host=args.host, port=args.port, worker=True, quiet=False))
+    return 0
+
+
+def prepare_served_build(root: Path, tiny: bool, seed: int) -> tuple[int, str]:
+    """Create the project folder and store and make sure one `demo-build` job for this configuration is
+    queued, running or done. Returns (job id, what `ensure_demo_job` did or found)."""
+    built = (read_manifest(root) if root.is_dir() else {}).get("config", {})
+    root.mkdir(parents=True, exist_ok=True)
+    store = open_store(root)
+    try:
+        job_id, state = ensure_demo_job(store, root, tiny, seed)
+    finally:
+        store.close()
+    if built and state in ("enqueued", "requeued") and (built.get("tiny"), built.get("seed")) != (tiny, seed):
+        flags = f"{'--tiny ' if built.get('tiny') else ''}--seed {built.get('seed')}"
+        print(f"note: {root} holds a demo built with {flags}; the stages whose settings differ are built again",
+              file=sys.stderr)
+    return job_id, state
 
 
 def run_v2(args) -> int:
