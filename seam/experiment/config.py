@@ -88,7 +88,7 @@ class ExperimentConfig(Settings):
     dtype: str = setting("auto", "auto | float32 | bfloat16 | float16: evaluation weights and the trainers' mixed precision")
     test: str = setting("t", "paired test over per-seed means: t | wilcoxon | permutation | sign")
     level: float = setting(0.95, "confidence level of the intervals")
-    eval_initial: bool = setting(True, "also evaluate the starting policy (no PPO), as a point of reference")
+    eval_initial: bool = setting(True, "also evaluate the starting policy (no RL), as a point of reference")
     quiet: bool = setting(True, "no per-trainer progress bars (the experiment reports per unit)")
     command: str | None = setting(None, "the command line, recorded in the results")
 

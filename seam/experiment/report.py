@@ -73,7 +73,7 @@ def results_markdown(payload: dict) -> str:
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     init = payload.get("initial")
     if init:
-        cells = ["*starting policy (no PPO)*", "-"]
+        cells = ["*starting policy (no RL)*", "-"]
         for sc in scores:
             s = init.get(sc) or {}
             cells += [_interval(s.get("mean"), s.get("ci_low"), s.get("ci_high")), "-", "-", "-", "-"]
