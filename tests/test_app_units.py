@@ -247,3 +247,15 @@ def test_serve_help_and_bad_input(tmp_path):
         s.listen()
         busy = _seam("serve", "--db", str(tmp_path / "proj"), "--port", str(s.getsockname()[1]))
     assert busy.returncode == 2 and "already in use" in busy.stderr
+
+
+def test_runs_curves_and_arms_name_the_rl_method():
+    from app import runs as R
+
+    assert R.default_curve(["loss", "objective/scores", "eval/gold_score"]) == "objective/scores"  # PPO
+    assert R.default_curve(["loss", "reward", "reward_std", "eval/gold_score"]) == "reward"  # GRPO / RLOO
+    assert R.default_curve(["sft/train_loss", "bon/pick_reward_mean"]) == "bon/pick_reward_mean"  # best-of-n
+    assert R.headline(["eval/gold_score", "eval/gold_score/ci_low", "reward"]) == ["eval/gold_score", "reward"]
+    assert R.arm_of({"id": 1, "config": {"arm": "seam", "rl_method": "grpo"}}) == "seam [GRPO]"
+    assert R.arm_of({"id": 2, "config": {"arm": "seam", "rl_method": "ppo"}}) == "seam"
+    assert R.arm_of({"id": 3, "config": {"arm": "seam", "method": "seam"}}) == "seam"  # a selection's method
