@@ -12,6 +12,7 @@ importers, one-line errors); this module maps the result onto `Store` calls and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -325,3 +326,48 @@ def _find_run(store: Store, kind: str, name: str, match: Callable[[dict], bool])
         if match(row):
             return row
     return None
+
+
+# --- a world-v2 study (`seam demo --world v2`) -----------------------------------------------------
+
+STUDY_VARIANTS = ("contrast", "llm", "adv")
+
+
+def study_project(store: Store, root: str | Path) -> dict[str, Any]:
+    """Put a finished world-v2 study's files into `store`, so the dashboard shows the new world: the RL set
+    (meta.skill / category), its three negative variants, the PM and RM, the score run (details and
+    scores, every variant) and the validation report as an eval run with each predictor's AUROC.
+    Idempotent: one dataset per study configuration. The hidden folder (truth, label) is never read."""
+    from seam.models.loading import fingerprint  # lazy: pulls in torch and transformers
+
+    root = Path(root)
+    manifest_file = root / "study.json"
+    need = [root / "data" / "rl.jsonl", root / "models" / "pm", root / "models" / "rm", root / "results" / "seam.jsonl",
+            root / "results" / "details.parquet", root / "report" / "validation.json"]
+    missing = [p for p in [manifest_file, *need] if not p.exists()]
+    if missing:
+        raise SeamError(f"{root}: not a finished world-v2 study (no {missing[0].relative_to(root)}); build it with "
+                        f"`seam demo --world v2 --no-serve --dir {root}`")
+    config = json.loads(manifest_file.read_text(encoding="utf-8")).get("config", {})
+    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    name = f"world-v2-s{config.get('seed', 0)}-{key}"
+    existing = store.datasets()
+    if len(existing) and name in set(existing["name"]):
+        return demo_summary(store, store.dataset_id(name))
+    ds = instructions_file(store, root / "data" / "rl.jsonl", name).dataset_id
+    for variant in STUDY_VARIANTS:
+        if (root / "negatives" / f"{variant}.jsonl").is_file():
+            negatives_file(store, ds, root / "negatives" / f"{variant}.jsonl")
+    pm_id, rm_id = (store.register_model(role, str(root / "models" / role), name=f"{name}-{role}", template="stackllama",
+                                         fingerprint=fingerprint(root / "models" / role)) for role in ("pm", "rm"))
+    run_id = score_files(store, ds, root / "results" / "seam.jsonl", root / "results" / "details.parquet",
+                         pm_model_id=pm_id, rm_model_id=rm_id, name=name,
+                         settings={"template": "stackllama", "weighting": "paper", "aggregate": "sum"})
+    report = json.loads((root / "report" / "validation.json").read_text(encoding="utf-8"))
+    ev = store.create_run("eval", {"what": "world-v2 validation", "seed": config.get("seed")}, name=f"{name}-validation",
+                          inputs=[{"role": "scores", "ref_kind": "score_run", "ref_id": run_id}])
+    store.log_metrics(ev, 0, {f"auroc/{p['name']}": p["auroc"] for p in report["predictors"]
+                              if isinstance(p.get("auroc"), (int, float))})
+    store.update_run(ev, status="done", artifacts={"report_md": str(root / "report" / "validation.md"),
+                                                   "report_json": str(root / "report" / "validation.json")})
+    return demo_summary(store, ds)

@@ -90,7 +90,7 @@ def test_the_study_stages_do_not_hand_hidden_files_to_the_negatives():
     assert "hidden" not in body and "truth" not in body and "label" not in body
 
 
-def test_tiny_study_end_to_end(tmp_path, capsys):
+def test_tiny_study_end_to_end(tmp_path, capsys, monkeypatch):
     cfg = StudyConfig.tiny(seed=1)
     assert main(["demo", "--world", "v2", "--tiny", "--seed", "1", "--no-serve", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -124,6 +124,28 @@ def test_tiny_study_end_to_end(tmp_path, capsys):
                  str(tmp_path / "responses.jsonl"), "--judge", "gold", "--out", str(tmp_path / "judged.jsonl")]) == 0
     judged = read_table(tmp_path / "judged.jsonl")["score_gold"].to_numpy()
     assert judged[1::2].tolist() == [1.0] * len(judged[1::2]) and judged[0::2].max() == 0.0
+    # served: the study goes into the project store (the dashboard shows the new world), once
+    import seam.cli.demo as cli_demo
+    from db import load, open_store
+
+    served = []
+    monkeypatch.setattr(cli_demo, "serve", lambda config: served.append(config) or 0)
+    assert main(["demo", "--world", "v2", "--tiny", "--seed", "1", "--dir", str(tmp_path), "--port", "8597"]) == 0
+    assert served and served[0].db == str(tmp_path) and served[0].worker
+    assert "loaded into" in capsys.readouterr().out
+    with open_store(tmp_path) as store:
+        info = load.study_project(store, tmp_path)  # again: nothing new
+        assert len(store.datasets()) == 1 and info["instructions"] == len(rl)
+        assert info["negatives"] == sum(len(read_table(tmp_path / "negatives" / f"{v}.jsonl"))
+                                        for v in ("contrast", "llm", "adv"))
+        assert len(store.models()) == 2 and info["score_run"] is not None
+        stored = store.seam_scores(info["score_run"])
+        assert len(stored) == len(scores) and set(stored["variant"]) == set(scores["variant"])
+        ev = store.runs("eval")
+        assert len(ev) == 1 and ev.iloc[0]["status"] == "done"
+        assert "auroc/SEAM rank-average (paper)" in set(store.run_metrics(int(ev.iloc[0]["id"]))["name"])
+        skills = {m["skill"] for m in store.instructions(int(store.datasets().iloc[0]["id"]))["meta"]}
+        assert skills == {m["skill"] for m in rl["meta"]}
     # a re-run reuses every stage; another config in the same folder is refused
     again = Study(cfg, tmp_path, say=lambda m: None).run()
     assert again["stages"] == state["stages"]
@@ -138,8 +160,7 @@ def test_study_size_and_cli_errors(tmp_path, capsys):
     cfg = StudyConfig.for_size(0, 300)
     assert len(build_world(cfg.world_config()).splits["rl"]) >= 300
     assert StudyConfig.for_size(0, 200).tasks_per_skill < cfg.tasks_per_skill
-    for argv, msg in ((["demo", "--world", "v2", "--dir", str(tmp_path)], "add --no-serve"),
-                      (["demo", "--size", "300", "--no-serve", "--dir", str(tmp_path)], "--world v2 only"),
+    for argv, msg in ((["demo", "--size", "300", "--no-serve", "--dir", str(tmp_path)], "--world v2 only"),
                       (["demo", "--world", "v2", "--size", "10", "--no-serve", "--dir", str(tmp_path)], "at least 64")):
         assert main(argv) == 2
         err = capsys.readouterr().err

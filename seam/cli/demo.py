@@ -38,6 +38,7 @@ def register(sub) -> None:
             "seam demo                                  # http://127.0.0.1:8501 at once; the build takes ~13 min on 2 CPU cores",
             "seam demo --tiny --no-serve --dir /tmp/d   # tiny models, under a minute (tests)",
             "seam demo --world v2 --no-serve --dir /tmp/v2 --size 1500   # the world-v2 validation study (~40 min)",
+            "seam demo --world v2 --dir /tmp/v2                          # the same, then loaded and served",
         ),
     )
     p.add_argument("--dir", default=DEFAULT_DIR, metavar="DIR", help=f"project folder (default ./{DEFAULT_DIR})")
@@ -45,8 +46,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the world, training and sampling (default 0)")
     p.add_argument("--no-serve", action="store_true", help="build only; do not start the dashboard")
     p.add_argument("--world", choices=("v1", "v2"), default="v1",
-                   help="v1: the demo project the dashboard serves (default); v2: the world-v2 validation study "
-                        "(small from-scratch PM and RM, on-policy label, report/validation.md; build only: needs --no-serve)")
+                   help="v1: the demo project (SmolLM2 PM; default); v2: the world-v2 validation study (small "
+                        "from-scratch PM and RM, on-policy label, report/validation.md), built in this process, then "
+                        "loaded into the project store and served unless --no-serve")
     p.add_argument("--size", type=int, default=None, metavar="N",
                    help="--world v2: at least N RL instructions (default 1,548)")
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)")
@@ -116,13 +118,14 @@ def run_v2(args) -> int:
     results/seam.jsonl, report/validation.{md,json}; a re-run reuses every finished stage."""
     from ..testbed.v2.study import Study, StudyConfig  # lazy: pulls in the trainers (TRL); only --world v2 needs it
 
-    if not args.no_serve:
-        raise SeamError("--world v2 builds the validation study only; the dashboard does not show it yet: add --no-serve")
     if args.tiny and args.size is not None:
         raise SeamError("--tiny and --size do not go together: --tiny fixes a small world")
     cfg = StudyConfig.tiny(args.seed) if args.tiny else (
         StudyConfig.for_size(args.seed, args.size) if args.size is not None else StudyConfig(seed=args.seed))
     root = Path(args.dir).resolve()
+    if not args.no_serve and not port_free(args.host, args.port):
+        raise SeamError(f"--port {args.port}: {args.host}:{args.port} is already in use (another dashboard?); "
+                        "stop what runs there or pass --port N")
     t0 = time.time()
     print(f"building the world-v2 study in {root}", file=sys.stderr)
     Study(cfg, root, say=lambda m: print(m, file=sys.stderr, flush=True)).run()
@@ -130,4 +133,14 @@ def run_v2(args) -> int:
     print(f"study ready in {time.time() - t0:.0f}s: {root / 'report' / 'validation.md'}")
     for line in verdict:
         print(f"  {line}")
-    return 0
+    if args.no_serve:
+        return 0
+    store = open_store(root)
+    try:
+        info = load.study_project(store, root)
+    finally:
+        store.close()
+    print(f"loaded into {root / 'seam.db'}: {info['instructions']} instructions, {info['negatives']} negatives, "
+          f"score run {info['score_run']}")
+    print(f"serving the dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)")
+    return serve(ServeConfig(db=str(root), host=args.host, port=args.port, worker=True, quiet=False))
