@@ -141,6 +141,17 @@ def test_filter_cli_runs_every_arm_and_seed_and_resumes(demo, tmp_path, capsys):
     assert (out / "runs" / "seam" / "s1" / "seam_run.json").stat().st_mtime_ns == stamp
     again = json.loads((out / "results.json").read_text())
     assert [a["gold"] for a in again["arms"]] == [a["gold"] for a in res["arms"]]
+    # more seeds in the same folder: the finished ones are reused, only the new seed trains
+    capsys.readouterr()
+    more = [*argv[:argv.index("--seeds")], "--seeds", "0", "1", "2", *argv[argv.index("--seeds") + 3:]]
+    assert main(more) == 0
+    said = capsys.readouterr()
+    assert "finished seeds are reused" in said.out + said.err
+    assert (out / "runs" / "seam" / "s1" / "seam_run.json").stat().st_mtime_ns == stamp
+    assert (out / "runs" / "seam" / "s2" / "seam_run.json").is_file()
+    grown = json.loads((out / "results.json").read_text())
+    assert grown["seeds"] == [0, 1, 2] and len(grown["per_seed"]) == 12
+    assert json.loads((out / "experiment.json").read_text())["config"]["seeds"] == [0, 1, 2]
     # another experiment in the same folder is refused
     capsys.readouterr()
     assert main([*argv[:-2], "--p", "0.3", "--out", str(out)]) == 2

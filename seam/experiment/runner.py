@@ -137,11 +137,19 @@ class _Runner(UnitSteps):
                 old = json.loads(path.read_text(encoding="utf-8"))
             except ValueError:
                 old = {}
-            diff = _differences(_current_names(old), record)
+            # the seed list is not part of an experiment's identity: each unit's files are keyed by its seed, so
+            # a re-run with more seeds reuses the finished ones and adds the rest (power on demand)
+            diff = _differences(_current_names(old), record, ignore=("seeds",))
             if diff:
                 raise SeamError(f"--out {self.out} holds a different experiment ({diff}); choose a new folder, "
                                 "or delete it to start over")
-            self.say(f"resuming the experiment in {self.out}")
+            before = (old.get("config") or {}).get("seeds")
+            if before is not None and list(before) != list(self.cfg.seeds):
+                self.say(f"resuming the experiment in {self.out} with seeds {', '.join(map(str, self.cfg.seeds))} "
+                         f"(was {', '.join(map(str, before))}): finished seeds are reused")
+                write_json(path, record)
+            else:
+                self.say(f"resuming the experiment in {self.out}")
         elif any(p for p in self.out.iterdir() if not p.name.startswith(".")):
             raise SeamError(f"--out {self.out} is not empty and holds no {MANIFEST}; choose a new folder")
         else:
@@ -368,12 +376,14 @@ def _current_names(record: dict) -> dict:
     return {**record, "config": _without_new_defaults(config)}
 
 
-def _differences(old: dict, new: dict) -> str:
+def _differences(old: dict, new: dict, ignore: tuple[str, ...] = ()) -> str:
     diffs = []
     for section in ("kind", "config", "inputs"):
         a, b = old.get(section), new.get(section)
         if isinstance(a, dict) and isinstance(b, dict):
             for k in sorted(set(a) | set(b)):
+                if section == "config" and k in ignore:
+                    continue
                 if a.get(k) != b.get(k):
                     diffs.append(f"{section}.{k}: {a.get(k)!r} -> {b.get(k)!r}")
         elif a != b:
