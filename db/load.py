@@ -192,12 +192,17 @@ def _demo_world(store: Store, paths: DemoPaths, name: str, commit: Commit) -> di
 
 
 def _demo_model_ids(store: Store, paths: DemoPaths) -> tuple[int, int]:
-    """(pm, rm) registered model ids; `register_model` returns the existing row for the same checkpoint."""
+    return _register_pm_rm(store, paths.pm, paths.rm, "demo")
+
+
+def _register_pm_rm(store: Store, pm: Path, rm: Path, prefix: str) -> tuple[int, int]:
+    """(pm, rm) registered model ids, named `{prefix}-pm` / `{prefix}-rm`; `register_model` returns the existing
+    row for the same checkpoint."""
     from seam.models.loading import fingerprint  # lazy: pulls in torch and transformers
 
-    return tuple(store.register_model(role, str(path), name=f"demo-{role}", template="stackllama",
+    return tuple(store.register_model(role, str(path), name=f"{prefix}-{role}", template="stackllama",
                                       fingerprint=fingerprint(path))
-                 for role, path in (("pm", paths.pm), ("rm", paths.rm)))
+                 for role, path in (("pm", pm), ("rm", rm)))
 
 
 def _demo_models(store: Store, paths: DemoPaths, name: str, commit: Commit) -> dict[str, Any]:
@@ -338,8 +343,6 @@ def study_project(store: Store, root: str | Path) -> dict[str, Any]:
     (meta.skill / category), its three negative variants, the PM and RM, the score run (details and
     scores, every variant) and the validation report as an eval run with each predictor's AUROC.
     Idempotent: one dataset per study configuration. The hidden folder (truth, label) is never read."""
-    from seam.models.loading import fingerprint  # lazy: pulls in torch and transformers
-
     root = Path(root)
     manifest_file = root / "study.json"
     need = [root / "data" / "rl.jsonl", root / "models" / "pm", root / "models" / "rm", root / "results" / "seam.jsonl",
@@ -358,8 +361,7 @@ def study_project(store: Store, root: str | Path) -> dict[str, Any]:
     for variant in STUDY_VARIANTS:
         if (root / "negatives" / f"{variant}.jsonl").is_file():
             negatives_file(store, ds, root / "negatives" / f"{variant}.jsonl")
-    pm_id, rm_id = (store.register_model(role, str(root / "models" / role), name=f"{name}-{role}", template="stackllama",
-                                         fingerprint=fingerprint(root / "models" / role)) for role in ("pm", "rm"))
+    pm_id, rm_id = _register_pm_rm(store, root / "models" / "pm", root / "models" / "rm", name)
     run_id = score_files(store, ds, root / "results" / "seam.jsonl", root / "results" / "details.parquet",
                          pm_model_id=pm_id, rm_model_id=rm_id, name=name,
                          settings={"template": "stackllama", "weighting": "paper", "aggregate": "sum"})

@@ -66,11 +66,7 @@ def run(args) -> int:
         raise SeamError(f"--dir {args.dir}: not a folder; pass a folder for the demo project (created if missing)")
     if args.no_serve:
         return build_and_load(root, DemoConfig.preset(args.tiny, args.seed))
-    if not 0 < args.port < 65536:
-        raise SeamError(f"--port {args.port}: not a TCP port; use 1-65535 (default 8501)")
-    if not port_free(args.host, args.port):
-        raise SeamError(f"--port {args.port}: {args.host}:{args.port} is already in use (another dashboard?); "
-                        "stop what runs there or pass --port N")
+    check_port(args)
     job_id, state = prepare_served_build(root, args.tiny, args.seed)
     note = {"enqueued": "queued", "requeued": "requeued (it resumes after the stages already built)",
             "queued": "already queued", "running": "already running", "done": "done: serving the finished project"}
@@ -80,16 +76,22 @@ def run(args) -> int:
     return serve(ServeConfig(db=str(root), host=args.host, port=args.port, worker=True, quiet=False))
 
 
+def check_port(args) -> None:
+    """Before any build: the dashboard's port is a TCP port and free (one line otherwise)."""
+    if not 0 < args.port < 65536:
+        raise SeamError(f"--port {args.port}: not a TCP port; use 1-65535 (default 8501)")
+    if not port_free(args.host, args.port):
+        raise SeamError(f"--port {args.port}: {args.host}:{args.port} is already in use (another dashboard?); "
+                        "stop what runs there or pass --port N")
+
+
 def build_and_load(root: Path, cfg: DemoConfig) -> int:
     """`--no-serve`: build every stage here and now, then load the project into its store."""
     t0 = time.time()
     print(f"building the demo project in {root} ({'tiny' if cfg.tiny else 'default'} configuration)", file=sys.stderr)
     build_demo(root, cfg)
-    store = open_store(root)
-    try:
+    with open_store(root) as store:
         info = load.demo_project(store, root)
-    finally:
-        store.close()
     print(f"demo ready in {time.time() - t0:.0f}s: {info['instructions']} instructions, {info['negatives']} negatives, "
           f"score run {info['score_run']}, {info['annotations']} annotations")
     print(f"validation report: {root / 'report' / 'validation.md'}")
@@ -101,11 +103,8 @@ def prepare_served_build(root: Path, tiny: bool, seed: int) -> tuple[int, str]:
     queued, running or done. Returns (job id, what `ensure_demo_job` did or found)."""
     built = (read_manifest(root) if root.is_dir() else {}).get("config", {})
     root.mkdir(parents=True, exist_ok=True)
-    store = open_store(root)
-    try:
+    with open_store(root) as store:
         job_id, state = ensure_demo_job(store, root, tiny, seed)
-    finally:
-        store.close()
     if built and state in ("enqueued", "requeued") and (built.get("tiny"), built.get("seed")) != (tiny, seed):
         flags = f"{'--tiny ' if built.get('tiny') else ''}--seed {built.get('seed')}"
         print(f"note: {root} holds a demo built with {flags}; the stages whose settings differ are built again",
@@ -123,9 +122,8 @@ def run_v2(args) -> int:
     cfg = StudyConfig.tiny(args.seed) if args.tiny else (
         StudyConfig.for_size(args.seed, args.size) if args.size is not None else StudyConfig(seed=args.seed))
     root = Path(args.dir).resolve()
-    if not args.no_serve and not port_free(args.host, args.port):
-        raise SeamError(f"--port {args.port}: {args.host}:{args.port} is already in use (another dashboard?); "
-                        "stop what runs there or pass --port N")
+    if not args.no_serve:
+        check_port(args)
     t0 = time.time()
     print(f"building the world-v2 study in {root}", file=sys.stderr)
     Study(cfg, root, say=lambda m: print(m, file=sys.stderr, flush=True)).run()
@@ -135,11 +133,8 @@ def run_v2(args) -> int:
         print(f"  {line}")
     if args.no_serve:
         return 0
-    store = open_store(root)
-    try:
+    with open_store(root) as store:
         info = load.study_project(store, root)
-    finally:
-        store.close()
     print(f"loaded into {root / 'seam.db'}: {info['instructions']} instructions, {info['negatives']} negatives, "
           f"score run {info['score_run']}")
     print(f"serving the dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)")

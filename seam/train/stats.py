@@ -169,21 +169,26 @@ def win_rate(a: Sequence[float], b: Sequence[float], level: float = 0.95, n_boot
     return WinRate(wins, ties, len(outcome) - wins - ties, rate, ci)
 
 
-def paired_t_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> CI:
-    """Student-t CI of mean(a - b) over pairs (scipy's ttest_rel interval): the seed-level interval, where a
-    percentile bootstrap of 3-5 per-seed means would be far too narrow."""
+def mean_t_ci(values: Sequence[float], level: float = 0.95) -> CI:
+    """Student-t CI of the mean of a few values (per-seed means: a percentile bootstrap of 3-5 of them would
+    be far too narrow); NaNs dropped."""
     from scipy import stats
 
     _check_level(level)
+    x = _finite(values)
+    est = float(x.mean()) if len(x) else math.nan
+    if len(x) < 2:
+        return CI(est, math.nan, math.nan, level, int(len(x)))
+    if np.allclose(x, x[0]):
+        return CI(est, est, est, level, int(len(x)))
+    ci = stats.ttest_1samp(x, 0.0).confidence_interval(confidence_level=level)
+    return CI(est, float(ci.low), float(ci.high), level, int(len(x)))
+
+
+def paired_t_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> CI:
+    """Student-t CI of mean(a - b) over pairs (the seed-level interval of a difference)."""
     x, y = _paired(a, b)
-    d = x - y
-    est = float(d.mean()) if len(d) else math.nan
-    if len(d) < 2:
-        return CI(est, math.nan, math.nan, level, int(len(d)))
-    if np.allclose(d, d[0]):
-        return CI(est, est, est, level, int(len(d)))
-    ci = stats.ttest_rel(x, y).confidence_interval(confidence_level=level)
-    return CI(est, float(ci.low), float(ci.high), level, int(len(d)))
+    return mean_t_ci(x - y, level)
 
 
 def min_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: float = 0.8, paired_t: bool = True) -> float:

@@ -23,7 +23,7 @@ import pandas as pd
 from ...data import read_table
 from ...errors import SeamError
 from ...io import write_text
-from ...train.stats import paired_t_ci
+from ...train.stats import mean_t_ci, paired_t_ci
 
 CELLS = ("blind & prone", "blind only", "prone only", "neither")
 _EVAL = re.compile(r"^(?P<arm>.+)\.s(?P<seed>\d+)\.jsonl$")
@@ -73,7 +73,7 @@ def breakdown(study: str | Path, experiment: str | Path) -> pd.DataFrame:
         gold = part["gold"].to_numpy()
         base = np.full(len(gold), start.get(cell, np.nan))
         d = paired_t_ci(gold, base)
-        ci = paired_t_ci(gold, np.zeros(len(gold)))
+        ci = mean_t_ci(gold)
         out.append({"arm": arm, "cell": cell, "prompts": int(part["n"].iloc[0]), "seeds": len(part),
                     "gold": ci.estimate, "gold_ci_low": ci.low, "gold_ci_high": ci.high,
                     "gold_vs_start": d.estimate, "gold_vs_start_ci_low": d.low, "gold_vs_start_ci_high": d.high,
