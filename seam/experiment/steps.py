@@ -29,13 +29,13 @@ from ..models.loading import load_pm, load_rm
 from ..select import SelectConfig, SelectInputs, select, write_selection
 from ..settings import load_config
 from ..train import RMConfig, SFTConfig, train_rm, train_sft
+from ..train.bon import sample_round, write_samples
 from ..train.common import METRICS_FILE, read_manifest
+from ..train.data import load_rows
 from ..train.eval import PolicyEvalConfig, evaluate_policy
 from ..train.judges import JudgeSettings
 from ..train.merge import merge_adapter
 from ..train.models import split_model_arg
-from ..train.bon import sample_round, write_samples
-from ..train.data import load_rows
 from ..train.reward_fn import load_reward_function
 from ..train.stats import paired_bootstrap_ci, win_rate
 from .arms import Arm, ExperimentInputs
@@ -383,7 +383,8 @@ class UnitSteps:
         summary_path = rows_path.with_suffix(".json")
         tcls, train_fn = TRAINERS[self.cfg.method]
         overrides = self._ppo_overrides(policy, reward, data, run_dir, seed)
-        if self._shares_first_round() and finished_run(run_dir) is None:
+        man = finished_run(run_dir)
+        if self._shares_first_round() and man is None:
             overrides["first_round_samples"] = str(self._shared_first_round(seed))
         pcfg = load_config(tcls, overrides=overrides)
         name = self.cfg.method.upper() if self.cfg.method != "bon" else "best-of-n"
@@ -393,7 +394,6 @@ class UnitSteps:
                     pcfg.to_dict())
         self._unit_index += 1
         t0 = time.time()
-        man = finished_run(run_dir)
         if man is not None and rows_path.is_file() and summary_path.is_file():
             stored = json.loads(summary_path.read_text(encoding="utf-8"))
             self.evals[key] = pd.read_json(rows_path, lines=True, dtype={"id": str})
