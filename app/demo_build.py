@@ -5,7 +5,7 @@ configuration, when, and in how long) and from the job row (queued, running, fai
 
     job = current_job(store)                  # None: no build to show
     st.caption(summary_line(job))
-    for stage in stage_states(job):           # world, models, negatives, score, validation, annotations
+    for stage in stage_states(job):           # v2: world, rm, pm, label, negatives, score, report
         st.markdown(stage_line(stage))
 """
 
@@ -20,15 +20,16 @@ import pandas as pd
 from db import Store, queries
 from jobs import get_job
 from jobs.kinds.demo import KIND, parse_payload
-from seam.demo import STAGES, read_manifest
 from seam.errors import SeamError
 
 from .ui import fmt_seconds
 
 RECENT_S = 3600.0  # a finished build stays on the Overview this long
 # where each stage's results show up in the dashboard
-PAGES = {"world": "Data, Explore", "models": "Models, Runs", "negatives": "Score", "score": "Score, Explore",
-         "validation": "Overview's report, Runs", "annotations": "Annotate"}
+PAGES = {"world": "Data, Explore", "models": "Models, Runs", "rm": "Models, Runs", "pm": "Models",
+         "negatives": "Score", "score": "Score, Explore", "validation": "Overview's report, Runs",
+         "report": "Overview's report, Runs", "annotations": "Annotate"}
+NOTES = {"label": "the hidden ground truth: kept in files, never shown to SEAM"}
 ICONS = {"done": ":material/check_circle:", "reused": ":material/recycling:", "running": ":material/progress_activity:",
          "failed": ":material/error:", "cancelled": ":material/cancel:", "pending": ":material/schedule:"}
 
@@ -59,17 +60,17 @@ def current_job(store: Store, now: dt.datetime | None = None) -> dict[str, Any] 
 def stage_states(job: dict[str, Any]) -> list[StageState]:
     """Each stage of the job's build: done by this job (with its seconds), reused, running, stopped or pending."""
     try:
-        root, cfg = parse_payload(dict(job.get("payload") or {}))
+        build = parse_payload(dict(job.get("payload") or {}))
     except SeamError as exc:
         return [StageState(0, "payload", "failed", str(exc))]
-    built = read_manifest(root).get("stages", {}) if root.is_dir() else {}
+    built = build.built()
     created = _utc(job.get("created_at"))
-    expected = cfg.expected_seconds()
+    expected = build.expected_seconds()
     status = job["status"]
     out, stale, current = [], False, False
-    for i, name in enumerate(STAGES, 1):
-        entry = built.get(name, {})
-        if not stale and entry.get("done") and entry.get("key") == cfg.stage_key(name):
+    for i, name in enumerate(build.stages, 1):
+        entry = built.get(name)
+        if not stale and entry is not None:
             when = entry.get("built_at")
             if when is not None and created is not None and when >= created.timestamp():
                 out.append(StageState(i, name, "done", f"built in {fmt_seconds(entry.get('seconds'))}"))
@@ -102,7 +103,10 @@ def summary_line(job: dict[str, Any]) -> str:
 
 
 def stage_line(stage: StageState) -> str:
-    where = f" · shows on {PAGES[stage.name]}" if stage.name in PAGES and stage.state in ("done", "reused") else ""
+    where = ""
+    if stage.state in ("done", "reused"):
+        where = f" · shows on {PAGES[stage.name]}" if stage.name in PAGES else (
+            f" · {NOTES[stage.name]}" if stage.name in NOTES else "")
     return f"{ICONS.get(stage.state, '')} **{stage.index}. {stage.name}** · {stage.state} · {stage.detail}{where}"
 
 

@@ -218,15 +218,7 @@ def _demo_models(store: Store, paths: DemoPaths, name: str, commit: Commit) -> d
                                              {"role": "base", "ref_kind": "model", "ref_id": pm_id}])
     else:
         rm_run_id = int(rm_run["id"])  # created by an attempt that stopped before its metrics were written
-    curve = []
-    metrics_file = paths.rm / "metrics.jsonl"
-    if metrics_file.is_file():
-        for line in metrics_file.read_text().splitlines():
-            rec = json.loads(line)
-            step = int(rec.pop("step", 0))
-            vals = {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-            if vals:
-                curve.append((step, vals))
+    curve = _curve(paths.rm / "metrics.jsonl")
 
     def write(conn: Connection) -> None:
         for step, vals in curve:
@@ -247,16 +239,23 @@ def _demo_negatives(store: Store, paths: DemoPaths, name: str, commit: Commit) -
 
 
 def _demo_score(store: Store, paths: DemoPaths, name: str, commit: Commit) -> dict[str, Any]:
-    ds = store.dataset_id(name)
-    run_id = _newest_score_run(store, ds, "demo")
+    return _score_stage(store, store.dataset_id(name), "demo", paths.scores, paths.details, list(VARIANTS),
+                        {"template": "stackllama", "weighting": "paper", "aggregate": "sum", "device": "auto"},
+                        lambda: _demo_model_ids(store, paths), commit)
+
+
+def _score_stage(store: Store, ds: int, run_name: str, scores_path: Path, details_path: Path, variants: list[str] | None,
+                 settings: dict[str, Any], model_ids: Callable[[], tuple[int, int]], commit: Commit) -> dict[str, Any]:
+    """A demo's or study's score stage: the score run `run_name` with its rows (one created before a crash is
+    finished, not created again); `variants` None = those in the scores file."""
+    run_id = _newest_score_run(store, ds, run_name)
     if run_id is not None and store.score_run(run_id)["status"] == "done":
         return {}
+    details, scores = read_table(details_path), read_table(scores_path)
     if run_id is None:
-        pm_id, rm_id = _demo_model_ids(store, paths)
-        run_id = store.create_score_run(ds, list(VARIANTS), {"template": "stackllama", "weighting": "paper",
-                                                             "aggregate": "sum", "device": "auto"},
-                                        pm_model_id=pm_id, rm_model_id=rm_id, name="demo")
-    details, scores = read_table(paths.details), read_table(paths.scores)
+        pm_id, rm_id = model_ids()
+        run_id = store.create_score_run(ds, variants or sorted(set(scores["variant"].astype(str))), settings,
+                                        pm_model_id=pm_id, rm_model_id=rm_id, name=run_name)
 
     def write(conn: Connection) -> None:
         store.save_score_results(run_id, details, scores, conn=conn)
@@ -333,43 +332,159 @@ def _find_run(store: Store, kind: str, name: str, match: Callable[[dict], bool])
     return None
 
 
-# --- a world-v2 study (`seam demo --world v2`) -----------------------------------------------------
+# --- a world-v2 study (`seam demo`, the default world) ---------------------------------------------
 
 STUDY_VARIANTS = ("contrast", "llm", "adv")
 
 
+def study_dataset_name(root: str | Path) -> str:
+    """The dataset name of the study in `root`: its seed and a hash of its config (study.json), so another
+    configuration loads into another dataset."""
+    config = _study_config(Path(root))
+    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    return f"world-v2-s{config.get('seed', 0)}-{key}"
+
+
+def _study_config(root: Path) -> dict[str, Any]:
+    manifest = root / "study.json"
+    if not manifest.is_file():
+        raise SeamError(f"{root}: not a world-v2 study (no study.json); build it with `seam demo --no-serve --dir {root}`")
+    return json.loads(manifest.read_text(encoding="utf-8")).get("config", {})
+
+
 def study_project(store: Store, root: str | Path) -> dict[str, Any]:
-    """Put a finished world-v2 study's files into `store`, so the dashboard shows the new world: the RL set
-    (meta.skill / category), its three negative variants, the PM and RM, the score run (details and
-    scores, every variant) and the validation report as an eval run with each predictor's AUROC.
-    Idempotent: one dataset per study configuration. The hidden folder (truth, label) is never read."""
+    """Put a finished world-v2 study's files into `store`, so the dashboard shows the new world: every stage's
+    loader in turn (`study_stage`). Idempotent: one dataset per study configuration."""
     root = Path(root)
-    manifest_file = root / "study.json"
-    need = [root / "data" / "rl.jsonl", root / "models" / "pm", root / "models" / "rm", root / "results" / "seam.jsonl",
-            root / "results" / "details.parquet", root / "report" / "validation.json"]
-    missing = [p for p in [manifest_file, *need] if not p.exists()]
+    need = [root / "study.json", root / "data" / "rl.jsonl", root / "models" / "pm", root / "models" / "rm",
+            root / "results" / "seam.jsonl", root / "results" / "details.parquet", root / "report" / "validation.json"]
+    missing = [p for p in need if not p.exists()]
     if missing:
         raise SeamError(f"{root}: not a finished world-v2 study (no {missing[0].relative_to(root)}); build it with "
-                        f"`seam demo --world v2 --no-serve --dir {root}`")
-    config = json.loads(manifest_file.read_text(encoding="utf-8")).get("config", {})
-    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-    name = f"world-v2-s{config.get('seed', 0)}-{key}"
+                        f"`seam demo --no-serve --dir {root}`")
+    name = study_dataset_name(root)
+    for stage in STUDY_STAGES:
+        study_stage(store, root, stage, name)
+    return demo_summary(store, store.dataset_id(name))
+
+
+def study_stage(store: Store, root: str | Path, stage: str, dataset_name: str, *,
+                commit: Commit | None = None) -> dict[str, Any]:
+    """Load what one finished study stage wrote under `root` into `store` ({} when it is there already).
+
+    world: the RL set (meta.skill / category) as dataset `dataset_name`; rm: the RM, its training run (curve)
+    and the planting report; pm: the PM; label: nothing (the label is the hidden ground truth: ``hidden/`` is
+    never read); negatives: the three variants; score: the score run (details and scores, every variant);
+    report: the validation report as an eval run with each predictor's AUROC. A stage's rows are written by
+    one call of `commit(writer)`, which a job makes its chunk commit.
+    """
+    loaders = {"world": _study_world, "rm": _study_rm, "pm": _study_pm, "label": lambda *a: {},
+               "negatives": _study_negatives, "score": _study_score, "report": _study_report}
+    if stage not in loaders:
+        raise SeamError(f"unknown study stage {stage!r}; the stages are {', '.join(STUDY_STAGES)}")
+    return loaders[stage](store, Path(root), dataset_name, commit or _transaction(store))
+
+
+STUDY_STAGES = ("world", "rm", "pm", "label", "negatives", "score", "report")
+
+
+def _study_world(store: Store, root: Path, name: str, commit: Commit) -> dict[str, Any]:
     existing = store.datasets()
     if len(existing) and name in set(existing["name"]):
-        return demo_summary(store, store.dataset_id(name))
-    ds = instructions_file(store, root / "data" / "rl.jsonl", name).dataset_id
-    for variant in STUDY_VARIANTS:
-        if (root / "negatives" / f"{variant}.jsonl").is_file():
-            negatives_file(store, ds, root / "negatives" / f"{variant}.jsonl")
-    pm_id, rm_id = _register_pm_rm(store, root / "models" / "pm", root / "models" / "rm", name)
-    run_id = score_files(store, ds, root / "results" / "seam.jsonl", root / "results" / "details.parquet",
-                         pm_model_id=pm_id, rm_model_id=rm_id, name=name,
-                         settings={"template": "stackllama", "weighting": "paper", "aggregate": "sum"})
+        return {}
+    inst = load_instructions(root / "data" / "rl.jsonl")
+    commit(lambda conn: store.import_instructions(name, inst, source_path=str(root / "data" / "rl.jsonl"), conn=conn))
+    return {"dataset": name, "instructions": len(inst)}
+
+
+def _study_model(store: Store, root: Path, role: str, name: str) -> int:
+    from seam.models.loading import fingerprint  # lazy: pulls in torch and transformers
+
+    path = root / "models" / role
+    return store.register_model(role, str(path), name=f"{name}-{role}", template="stackllama", fingerprint=fingerprint(path))
+
+
+def _study_rm(store: Store, root: Path, name: str, commit: Commit) -> dict[str, Any]:
+    rm_id = _study_model(store, root, "rm", name)
+    rm_run = _find_run(store, "rm", f"{name}-rm", lambda run: True)
+    if rm_run is not None and rm_run["status"] == "done":
+        return {}
+    stage = json.loads((root / "study.json").read_text(encoding="utf-8"))["stages"].get("rm", {})
+    if rm_run is None:
+        rm_run_id = store.create_run("rm", {"what": "world-v2 RM (planted pairs)", **stage}, name=f"{name}-rm",
+                                     inputs=[{"role": "train", "ref_kind": "file", "path": str(root / "work" / "rm" / "rm_pairs.jsonl")}])
+    else:
+        rm_run_id = int(rm_run["id"])  # created by an attempt that stopped before its metrics were written
+    curve = _curve(root / "models" / "rm" / "metrics.jsonl")
+
+    def write(conn: Connection) -> None:
+        for step, vals in curve:
+            store.log_metrics(rm_run_id, step, vals, conn=conn)
+        store.update_run(rm_run_id, status="done", conn=conn, artifacts={
+            "model": str(root / "models" / "rm"), "planting_md": str(root / "report" / "planting.md")})
+
+    commit(write)
+    return {"rm": rm_id, "rm_run": rm_run_id}
+
+
+def _curve(metrics_file: Path) -> list[tuple[int, dict[str, float]]]:
+    curve = []
+    if metrics_file.is_file():
+        for line in metrics_file.read_text().splitlines():
+            rec = json.loads(line)
+            step = int(rec.pop("step", 0))
+            vals = {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if vals:
+                curve.append((step, vals))
+    return curve
+
+
+def _study_pm(store: Store, root: Path, name: str, commit: Commit) -> dict[str, Any]:
+    pm_id = _study_model(store, root, "pm", name)  # `register_model` finds the same checkpoint on a re-run
+    commit(lambda conn: None)  # a job marks the stage done with its chunk
+    return {"pm": pm_id}
+
+
+def _study_negatives(store: Store, root: Path, name: str, commit: Commit) -> dict[str, Any]:
+    ds = store.dataset_id(name)
+    if len(store.negatives(ds)):
+        return {}  # the variants are written in one transaction: some rows mean all of them
+    known = store.instruction_ids(ds)
+    frames = [load_negatives(root / "negatives" / f"{v}.jsonl", known_ids=known) for v in STUDY_VARIANTS
+              if (root / "negatives" / f"{v}.jsonl").is_file()]
+    negs = pd.concat(frames, ignore_index=True)
+    commit(lambda conn: store.import_negatives(ds, negs, conn=conn))
+    return {"negatives": len(negs)}
+
+
+def _study_score(store: Store, root: Path, name: str, commit: Commit) -> dict[str, Any]:
+    scores = root / "results" / "seam.jsonl"
+    return _score_stage(store, store.dataset_id(name), name, scores, root / "results" / "details.parquet", None,
+                        {"template": "stackllama", "weighting": "paper", "aggregate": "sum", "scores_file": str(scores)},
+                        lambda: (_study_model(store, root, "pm", name), _study_model(store, root, "rm", name)), commit)
+
+
+def _study_report(store: Store, root: Path, name: str, commit: Commit) -> dict[str, Any]:
+    run_id = _newest_score_run(store, store.dataset_id(name), name)
+    if run_id is None:
+        raise SeamError(f"the study's score run is not in {store.display}; load the score stage first")
+    ev = _find_run(store, "eval", f"{name}-validation", lambda run: True)
+    if ev is not None and ev["status"] == "done":
+        return {}
+    config = _study_config(root)
     report = json.loads((root / "report" / "validation.json").read_text(encoding="utf-8"))
-    ev = store.create_run("eval", {"what": "world-v2 validation", "seed": config.get("seed")}, name=f"{name}-validation",
-                          inputs=[{"role": "scores", "ref_kind": "score_run", "ref_id": run_id}])
-    store.log_metrics(ev, 0, {f"auroc/{p['name']}": p["auroc"] for p in report["predictors"]
-                              if isinstance(p.get("auroc"), (int, float))})
-    store.update_run(ev, status="done", artifacts={"report_md": str(root / "report" / "validation.md"),
-                                                   "report_json": str(root / "report" / "validation.json")})
-    return demo_summary(store, ds)
+    if ev is None:
+        ev_id = store.create_run("eval", {"what": "world-v2 validation", "seed": config.get("seed")},
+                                 name=f"{name}-validation",
+                                 inputs=[{"role": "scores", "ref_kind": "score_run", "ref_id": run_id}])
+    else:
+        ev_id = int(ev["id"])
+    aurocs = {f"auroc/{p['name']}": p["auroc"] for p in report["predictors"] if isinstance(p.get("auroc"), (int, float))}
+
+    def write(conn: Connection) -> None:
+        store.log_metrics(ev_id, 0, aurocs, conn=conn)
+        store.update_run(ev_id, status="done", conn=conn, artifacts={
+            "report_md": str(root / "report" / "validation.md"), "report_json": str(root / "report" / "validation.json")})
+
+    commit(write)
+    return {"eval_run": ev_id}

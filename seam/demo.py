@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -35,10 +34,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .assets import smollm2_gguf
 from .data import load_instructions, load_negatives, write_table
 from .io import json_safe, write_json, write_text
-from .models.loading import gguf_to_hf, load_pm, load_rm
+from .models.loading import load_pm, load_rm, smollm2_hf
 from .models.scoring import PolicyScorer, RewardScorer
 from .models.templates import get_template
 from .models.tiny import build_tiny_models
@@ -265,14 +263,9 @@ def _models(paths: DemoPaths, cfg: DemoConfig, say: Say, tick: Tick) -> dict:
         shutil.move(str(pm_dir), paths.pm)
         base = paths.pm
     else:
-        gguf_folder = paths.models / "smollm2-gguf"
-        gguf_folder.mkdir(exist_ok=True)
-        link = gguf_folder / smollm2_gguf().name
-        if not link.exists():
-            os.symlink(smollm2_gguf(), link)
         say("    converting SmolLM2-135M-Instruct from GGUF (cached after the first time) ...")
         tick(0.0, "converting SmolLM2-135M-Instruct from GGUF")
-        converted = gguf_to_hf(gguf_folder)
+        converted = smollm2_hf()
         shutil.copytree(converted, paths.pm, symlinks=False)
         base = paths.pm
     say(f"    training the reward model on {paths.rm_train.name} ({cfg.rm_steps} steps) ...")

@@ -14,7 +14,7 @@ from seam.validation import auroc, top_fraction_mask
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--tiny", "--no-serve", "--dir", str(d)]) == 0
+    assert main(["demo", "--world", "v1", "--tiny", "--no-serve", "--dir", str(d)]) == 0
     return d
 
 
@@ -59,7 +59,7 @@ def test_demo_store_holds_the_study(demo_dir):
 
 
 def test_demo_rerun_reuses_everything(demo_dir, capsys):
-    assert main(["demo", "--tiny", "--no-serve", "--dir", str(demo_dir)]) == 0
+    assert main(["demo", "--world", "v1", "--tiny", "--no-serve", "--dir", str(demo_dir)]) == 0
     err = capsys.readouterr().err
     assert err.count("reused") == 6
     from db import open_store
@@ -92,7 +92,7 @@ def test_demo_serves_the_dashboard(demo_dir):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     # started the way a shell starts a background job (SIGINT ignored): SIGINT must still stop it all
-    proc = subprocess.Popen([sys.executable, "-m", "seam", "demo", "--tiny", "--dir", str(demo_dir), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "seam", "demo", "--world", "v1", "--tiny", "--dir", str(demo_dir), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:

@@ -58,7 +58,7 @@ def built(tmp_path_factory):
     seen: list = []
     with pytest.MonkeyPatch.context() as mp:
         watch_stages(mp, store, seen)
-        assert ensure_demo_job(store, folder, True, 0) == (1, "enqueued")
+        assert ensure_demo_job(store, folder, True, 0, "v1") == (1, "enqueued")
         assert Worker(store, echo=False).run(once=True) == 1
     yield folder, store, seen
     store.close()
@@ -104,7 +104,7 @@ def test_the_store_fills_in_stage_by_stage(built, reference):
     assert after["validation"]["runs"] == 2 and after["validation"]["annotations"] == 0
     assert after["annotations"] == final
     # progress is each stage's end by expected build time, and an ETA is given once measured
-    spans = stage_spans(TINY)
+    spans = stage_spans(demo_kind.DemoBuild(Path("."), "v1", TINY))
     assert [p for _, _, _, p, _ in seen] == pytest.approx([spans[s][1] for s in STAGES])
     assert all(eta is not None for _, _, _, _, eta in seen[:-1])
 
@@ -115,7 +115,7 @@ def test_a_stopped_job_resumes_without_duplicating_rows(built, reference, tmp_pa
     store = open_store(folder)
     seen: list = []
     watch_stages(monkeypatch, store, seen, stop_after="negatives")
-    assert ensure_demo_job(store, folder, True, 0) == (1, "enqueued")
+    assert ensure_demo_job(store, folder, True, 0, "v1") == (1, "enqueued")
     Worker(store, echo=False).run(once=True)
     job = get_job(store, 1)
     assert job["status"] == "failed" and "worker killed after negatives" in job["error"]
@@ -126,7 +126,7 @@ def test_a_stopped_job_resumes_without_duplicating_rows(built, reference, tmp_pa
     monkeypatch.setattr(demo_kind, "build_demo", build_demo)  # the worker is back: no more crash
     seen.clear()
     watch_stages(monkeypatch, store, seen)
-    assert ensure_demo_job(store, folder, True, 0) == (1, "requeued")
+    assert ensure_demo_job(store, folder, True, 0, "v1") == (1, "requeued")
     Worker(store, echo=False).run(once=True)
     job = get_job(store, 1)
     assert job["status"] == "done", job["error"]
@@ -179,7 +179,7 @@ def no_server(monkeypatch):
 def test_seam_demo_enqueues_one_job_and_serves_without_building(tmp_path, no_server, capsys):
     calls, port = no_server
     folder = tmp_path / "d"
-    assert main(["demo", "--tiny", "--dir", str(folder), "--port", port]) == 0
+    assert main(["demo", "--world", "v1", "--tiny", "--dir", str(folder), "--port", port]) == 0
     assert not (folder / "demo.json").exists()  # nothing built in the command itself
     assert calls[0].db == str(folder.resolve()) and calls[0].worker and calls[0].port == int(port)
     out = capsys.readouterr()
@@ -188,16 +188,16 @@ def test_seam_demo_enqueues_one_job_and_serves_without_building(tmp_path, no_ser
         jobs = store.count("jobs")
         job = get_job(store, 1)
     assert jobs == 1 and job["kind"] == "demo-build" and job["status"] == "queued"
-    assert job["payload"] == {"dir": str(folder.resolve()), "tiny": True, "seed": 0}
+    assert job["payload"] == {"dir": str(folder.resolve()), "world": "v1", "tiny": True, "seed": 0, "size": None}
 
-    assert main(["demo", "--tiny", "--dir", str(folder), "--port", port]) == 0  # a re-run: the same job
+    assert main(["demo", "--world", "v1", "--tiny", "--dir", str(folder), "--port", port]) == 0  # a re-run: the same job
     assert "build job 1 already queued" in capsys.readouterr().err
     with open_store(folder) as store:
         with store.write() as conn:
             conn.execute(update(Job).where(Job.id == 1).values(status="failed", error="boom"))
-    assert main(["demo", "--tiny", "--dir", str(folder), "--port", port]) == 0  # a failed one resumes
+    assert main(["demo", "--world", "v1", "--tiny", "--dir", str(folder), "--port", port]) == 0  # a failed one resumes
     assert "build job 1 requeued" in capsys.readouterr().err
-    assert main(["demo", "--tiny", "--seed", "1", "--dir", str(folder), "--port", port]) == 0  # another config
+    assert main(["demo", "--world", "v1", "--tiny", "--seed", "1", "--dir", str(folder), "--port", port]) == 0  # another config
     with open_store(folder) as store:
         assert store.count("jobs") == 2 and get_job(store, 1)["status"] == "queued"
         assert get_job(store, 2)["payload"]["seed"] == 1
@@ -206,17 +206,17 @@ def test_seam_demo_enqueues_one_job_and_serves_without_building(tmp_path, no_ser
 
 def test_seam_demo_serving_a_finished_project_just_serves(built, no_server, capsys):
     calls, port = no_server
-    assert main(["demo", "--tiny", "--dir", str(built[0]), "--port", port]) == 0
+    assert main(["demo", "--world", "v1", "--tiny", "--dir", str(built[0]), "--port", port]) == 0
     assert "build job 1 done" in capsys.readouterr().err
     assert built[1].count("jobs") == 1 and len(calls) == 1
 
 
 def test_seam_demo_bad_input_is_one_line(tmp_path, no_server, capsys):
     calls, _ = no_server
-    assert main(["demo", "--tiny", "--dir", str(tmp_path), "--port", "0"]) == 2
+    assert main(["demo", "--world", "v1", "--tiny", "--dir", str(tmp_path), "--port", "0"]) == 2
     assert "--port 0: not a TCP port" in capsys.readouterr().err
     (tmp_path / "file").write_text("x")
-    assert main(["demo", "--tiny", "--dir", str(tmp_path / "file")]) == 2
+    assert main(["demo", "--world", "v1", "--tiny", "--dir", str(tmp_path / "file")]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert not calls
 
@@ -264,7 +264,7 @@ def test_overview_shows_a_running_build_with_eta(built, tmp_path, monkeypatch):
     manifest["stages"] = {s: manifest["stages"][s] for s in ("world", "models")}
     (folder / "demo.json").write_text(json.dumps(manifest))
     with open_store(folder) as store:
-        job_id, _ = ensure_demo_job(store, folder, True, 0)
+        job_id, _ = ensure_demo_job(store, folder, True, 0, "v1")
         with store.write() as conn:
             conn.execute(update(Job).where(Job.id == job_id).values(
                 status="running", progress=0.4, eta_s=125.0, step="negatives: adv 3/40"))

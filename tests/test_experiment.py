@@ -26,7 +26,7 @@ def shared_tiny_demo(tmp_path_factory) -> Path:
     """One tiny demo per test session (tests/test_jobs_runs.py reuses it through the same base temp)."""
     root = tmp_path_factory.getbasetemp() / "shared-tiny-demo"
     if not (root / ".built").is_file():
-        assert main(["demo", "--tiny", "--no-serve", "--dir", str(root)]) == 0
+        assert main(["demo", "--world", "v1", "--tiny", "--no-serve", "--dir", str(root)]) == 0
         (root / ".built").write_text("ok")
     return root
 

@@ -92,9 +92,9 @@ def test_the_study_stages_do_not_hand_hidden_files_to_the_negatives():
 
 def test_tiny_study_end_to_end(tmp_path, capsys, monkeypatch):
     cfg = StudyConfig.tiny(seed=1)
-    assert main(["demo", "--world", "v2", "--tiny", "--seed", "1", "--no-serve", "--dir", str(tmp_path)]) == 0
+    assert main(["demo", "--tiny", "--seed", "1", "--no-serve", "--dir", str(tmp_path)]) == 0  # world v2: the default
     out = capsys.readouterr().out
-    assert "study ready" in out and "the best baseline" in out  # the verdict is printed
+    assert "demo ready" in out and "the best baseline" in out  # the verdict is printed
     state = Study(cfg, tmp_path, say=lambda m: None).run()  # every stage reused (the CLI built the tiny config)
     assert list(state["stages"]) == ["world", "rm", "pm", "label", "negatives", "score", "report"]
     rep = json.loads((tmp_path / "report" / "validation.json").read_text())
@@ -102,6 +102,7 @@ def test_tiny_study_end_to_end(tmp_path, capsys, monkeypatch):
     assert {"SEAM rank-average (paper)", "SEAM rank-average (prob)", "random", "skill prior (cross-fitted)",
             "RM reward of golden (lowest first)", "PM perplexity of golden (highest first)"} <= names
     assert rep["n_instructions"] == state["stages"]["world"]["rl"]
+    assert json.loads((tmp_path / "study.json").read_text())["template"] == rep["study"]["template"] == "stackllama"
     md = (tmp_path / "report" / "validation.md").read_text()
     assert "beat" in md.split("|")[0]  # the verdict comes before the table
     assert "What the label is made of" in md and "| blind | prone |" in md
@@ -124,23 +125,21 @@ def test_tiny_study_end_to_end(tmp_path, capsys, monkeypatch):
                  str(tmp_path / "responses.jsonl"), "--judge", "gold", "--out", str(tmp_path / "judged.jsonl")]) == 0
     judged = read_table(tmp_path / "judged.jsonl")["score_gold"].to_numpy()
     assert judged[1::2].tolist() == [1.0] * len(judged[1::2]) and judged[0::2].max() == 0.0
-    # served: the study goes into the project store (the dashboard shows the new world), once
-    import seam.cli.demo as cli_demo
+    # --no-serve loaded the study into the project store (the dashboard shows the new world), once
     from db import load, open_store
 
-    served = []
-    monkeypatch.setattr(cli_demo, "serve", lambda config: served.append(config) or 0)
-    assert main(["demo", "--world", "v2", "--tiny", "--seed", "1", "--dir", str(tmp_path), "--port", "8597"]) == 0
-    assert served and served[0].db == str(tmp_path) and served[0].worker
-    assert "loaded into" in capsys.readouterr().out
+    assert "loaded into" in out
     with open_store(tmp_path) as store:
+        before = {t: store.count(t) for t in ("datasets", "negatives", "models", "score_runs", "runs")}
         info = load.study_project(store, tmp_path)  # again: nothing new
+        assert {t: store.count(t) for t in before} == before
         assert len(store.datasets()) == 1 and info["instructions"] == len(rl)
         assert info["negatives"] == sum(len(read_table(tmp_path / "negatives" / f"{v}.jsonl"))
                                         for v in ("contrast", "llm", "adv"))
         assert len(store.models()) == 2 and info["score_run"] is not None
         stored = store.seam_scores(info["score_run"])
         assert len(stored) == len(scores) and set(stored["variant"]) == set(scores["variant"])
+        assert len(store.runs("rm")) == 1 and store.runs("rm").iloc[0]["status"] == "done"
         ev = store.runs("eval")
         assert len(ev) == 1 and ev.iloc[0]["status"] == "done"
         assert "auroc/SEAM rank-average (paper)" in set(store.run_metrics(int(ev.iloc[0]["id"]))["name"])
@@ -160,9 +159,39 @@ def test_study_size_and_cli_errors(tmp_path, capsys):
     cfg = StudyConfig.for_size(0, 300)
     assert len(build_world(cfg.world_config()).splits["rl"]) >= 300
     assert StudyConfig.for_size(0, 200).tasks_per_skill < cfg.tasks_per_skill
-    for argv, msg in ((["demo", "--size", "300", "--no-serve", "--dir", str(tmp_path)], "--world v2 only"),
+    for argv, msg in ((["demo", "--world", "v1", "--size", "300", "--no-serve", "--dir", str(tmp_path)], "world v2 only"),
+                      (["demo", "--tiny", "--size", "300", "--no-serve", "--dir", str(tmp_path)], "do not go together"),
                       (["demo", "--world", "v2", "--size", "10", "--no-serve", "--dir", str(tmp_path)], "at least 64")):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1
     assert not any(tmp_path.iterdir())  # nothing half-written
+
+
+def test_the_demo_policy_is_smollm2_with_a_merged_lora_sft(tmp_path):
+    """`StudyConfig.demo()`'s PM: SmolLM2-135M-Instruct (the packaged GGUF), LoRA SFT'd on the world's SFT
+    split, merged into a plain HF folder that the label, the scorer and `seam score` load."""
+    from safetensors import safe_open
+
+    from seam.assets import smollm2_gguf
+    from seam.models.loading import smollm2_hf
+
+    if smollm2_gguf(required=False) is None:
+        pytest.skip("SmolLM2 GGUF not fetched (make setup)")
+    demo = StudyConfig.demo(0)
+    assert demo.pm_backbone == "smollm2" and StudyConfig.preset(False, 0) == demo
+    cfg = StudyConfig(**{**StudyConfig.tiny(0).to_dict(), "pm_backbone": "smollm2", "pm_steps": 2, "pm_batch": 2,
+                         "pm_gold_tasks": 3, "samples": 2, "max_new_tokens": 6})
+    state = Study(cfg, tmp_path, say=lambda m: None).run(until="label")
+    pm = tmp_path / "models" / "pm"
+    assert (pm / "model.safetensors").is_file() and not (pm / "adapter_config.json").exists()
+    assert json.loads((pm / "config.json").read_text())["num_hidden_layers"] == 30  # SmolLM2-135M's shape
+    assert not (tmp_path / "models" / "pm-lora").exists()  # the adapter run is folded in and removed
+    st = state["stages"]["pm"]
+    assert st["pm_steps"] == 2 and st["held_out_tasks"] == 3 and 0 <= st["pm_gold_after_sft"] <= 1
+    name = "model.layers.29.self_attn.q_proj.weight"
+    with safe_open(str(pm / "model.safetensors"), "pt") as a, \
+            safe_open(str(smollm2_hf() / "model.safetensors"), "pt") as b:
+        assert not np.allclose(a.get_tensor(name).numpy(), b.get_tensor(name).numpy())  # the SFT changed it
+    label = read_table(tmp_path / "hidden" / "label.jsonl")
+    assert len(label) == state["stages"]["world"]["rl"] and label["S"].ge(0).all()

@@ -1,75 +1,120 @@
 """The `demo-build` job: `seam demo`'s build, run by the project's own worker while the dashboard is up.
 
-Payload: ``{"dir": str, "tiny": bool, "seed": int}``: the project folder (absolute) and the
-configuration (`DemoConfig.preset(tiny, seed)`). The job runs `seam.demo.build_demo` in `dir`, which
-reuses every stage already built there, and after each stage lands (built or reused) loads what
-that stage made into the store (`db.load.demo_stage`), so the dashboard's pages fill in stage by
-stage: world -> the RL set (Data, Explore), models -> the PM, the RM and its training run (Models,
-Runs), negatives, score -> the score run (Score, Explore), validation -> the eval run,
-annotations -> the gold judge's judgements (Annotate).
+Payload: ``{"dir": str, "world": "v2" | "v1", "tiny": bool, "seed": int, "size": int | None}``: the
+project folder (absolute) and the configuration. World v2 (the default) builds the world-v2 study
+(`seam.testbed.v2.study.Study`, `StudyConfig.preset(tiny, seed, size)`: SmolLM2 as the PM unless
+--tiny or --size) and loads each stage with `db.load.study_stage`: world -> the RL set with its skills
+(Data, Explore), rm -> the RM, its training run and the planting report (Models, Runs), pm -> the PM
+(Models), label -> nothing (the hidden ground truth stays in files), negatives, score -> the score run
+(Score, Explore), report -> the validation report as an eval run (Overview, Runs). World v1 (a
+payload without "world" is v1: jobs queued before v2) builds `seam.demo.build_demo` and loads with
+`db.load.demo_stage`.
 
 Each stage's rows are one chunk (key: the stage name), so a requeued or reclaimed job skips the
-stages it loaded and `build_demo` skips the stages it built: nothing is built or stored twice.
-Progress is weighted by each stage's expected build time (`DemoConfig.expected_seconds`), so the
-job's ETA is meaningful; a cancel is noticed between stages and inside the long ones.
-`ensure_demo_job` is what `seam demo` calls before it serves: one job per folder and configuration.
+stages it loaded and the build skips the stages it built: nothing is built or stored twice.
+Progress is weighted by each stage's expected build time, so the job's ETA is meaningful; a cancel
+is noticed between stages and inside the long ones. `ensure_demo_job` is what `seam demo` calls
+before it serves: one job per folder and configuration.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from db import load, queries
 from db.store import Store
-from seam.demo import STAGES, DemoConfig, build_demo
+from seam.demo import STAGES, DemoConfig, build_demo, read_manifest
 from seam.errors import SeamError
+from seam.testbed.v2.study import STAGES as STUDY_STAGES
+from seam.testbed.v2.study import Study, StudyConfig
 
 from ..context import JobContext
 from ..queue import enqueue_job, requeue_job
 
 KIND = "demo-build"
+WORLDS = ("v2", "v1")
 
 
-def demo_payload(root: str | Path, tiny: bool, seed: int) -> dict[str, Any]:
-    return {"dir": str(Path(root).resolve()), "tiny": bool(tiny), "seed": int(seed)}
+def demo_payload(root: str | Path, tiny: bool, seed: int, world: str = "v2", size: int | None = None) -> dict[str, Any]:
+    return {"dir": str(Path(root).resolve()), "world": world, "tiny": bool(tiny), "seed": int(seed), "size": size}
 
 
-def parse_payload(payload: dict[str, Any]) -> tuple[Path, DemoConfig]:
-    """(project folder, configuration) of a payload, or a one-line error naming the bad field."""
+@dataclass(frozen=True)
+class DemoBuild:
+    """One demo build: which world, where, and its configuration (`DemoConfig` for v1, `StudyConfig` for v2)."""
+
+    root: Path
+    world: str
+    config: DemoConfig | StudyConfig
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return STUDY_STAGES if self.world == "v2" else STAGES
+
+    def expected_seconds(self) -> dict[str, float]:
+        return self.config.expected_seconds()
+
+    def built(self) -> dict[str, dict[str, Any]]:
+        """Stages already built in the folder for this configuration: {stage: {"seconds", "built_at"}}."""
+        if not self.root.is_dir():
+            return {}
+        if self.world == "v2":
+            return self.config.built_stages(self.root)
+        stages = read_manifest(self.root).get("stages", {})
+        return {name: e for name, e in stages.items()
+                if e.get("done") and e.get("key") == self.config.stage_key(name)}
+
+    def dataset_name(self) -> str:
+        if self.world == "v2":
+            return load.study_dataset_name(self.root)
+        return load.demo_dataset_name(self.config.stage_key("annotations"))
+
+
+def parse_payload(payload: dict[str, Any]) -> DemoBuild:
+    """The build a payload names, or a one-line error naming the bad field."""
     folder = payload.get("dir")
     if not isinstance(folder, str) or not folder.strip():
         raise SeamError(f"{KIND} payload needs the project folder as a string dir, got {folder!r}")
-    tiny, seed = payload.get("tiny", False), payload.get("seed", 0)
+    world, tiny, seed, size = (payload.get("world", "v1"), payload.get("tiny", False), payload.get("seed", 0),
+                               payload.get("size"))
+    if world not in WORLDS:
+        raise SeamError(f"{KIND} payload world must be one of {', '.join(WORLDS)}, got {world!r}")
     if not isinstance(tiny, bool):
         raise SeamError(f"{KIND} payload tiny must be true or false, got {tiny!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise SeamError(f"{KIND} payload seed must be an integer, got {seed!r}")
-    return Path(folder), DemoConfig.preset(tiny, seed)
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or world != "v2"):
+        raise SeamError(f"{KIND} payload size must be null or an integer (world v2 only), got {size!r}")
+    if world == "v2":
+        return DemoBuild(Path(folder), world, StudyConfig.preset(tiny, seed, size))
+    return DemoBuild(Path(folder), world, DemoConfig.preset(tiny, seed))
 
 
-def stage_spans(cfg: DemoConfig) -> dict[str, tuple[float, float]]:
+def stage_spans(build: DemoBuild) -> dict[str, tuple[float, float]]:
     """Each stage's share of the whole build, as (start, end) fractions by expected build time."""
-    seconds = cfg.expected_seconds()
-    total = sum(seconds[s] for s in STAGES)
+    seconds = build.expected_seconds()
+    total = sum(seconds[s] for s in build.stages)
     spans, t = {}, 0.0
-    for stage in STAGES:
+    for stage in build.stages:
         spans[stage] = (t / total, (t + seconds[stage]) / total)
         t += seconds[stage]
     return spans
 
 
 def demo_build(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    root, cfg = parse_payload(payload)
-    store = ctx.store
-    name = load.demo_dataset_name(cfg.stage_key("annotations"))
-    spans = stage_spans(cfg)
+    build = parse_payload(payload)
+    root, cfg, store = build.root, build.config, ctx.store
+    spans = stage_spans(build)
     loaded = ctx.done_chunks()
     if loaded:
-        ctx.log(f"resuming: stage(s) {', '.join(s for s in STAGES if s in loaded)} already in the store")
-    ctx.log(f"building the demo project in {root} ({'tiny' if cfg.tiny else 'default'} configuration, seed {cfg.seed})")
+        ctx.log(f"resuming: stage(s) {', '.join(s for s in build.stages if s in loaded)} already in the store")
+    what = "world-v2 study" if build.world == "v2" else "demo project (world v1)"
+    ctx.log(f"building the {what} in {root} ({'tiny' if cfg.tiny else 'default'} configuration, seed {cfg.seed})")
     ctx.progress(step="starting", force=True)
     measuring = False  # the ETA is measured from the first stage actually built (reused ones take no time)
+    names: list[str] = []  # the dataset's name (v2: known once the study's config is written)
 
     def on_stage(stage: str, index: int, total: int, event: str, seconds: float) -> None:
         nonlocal measuring
@@ -80,11 +125,13 @@ def demo_build(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
             ctx.progress(lo, f"{stage} ({index}/{total}): building", force=True)
             return
         if stage not in loaded:
-            what = load.demo_stage(store, root, stage, name, commit=lambda writer: ctx.commit_chunk(stage, writer))
+            names[:] = names or [build.dataset_name()]
+            loader = load.study_stage if build.world == "v2" else load.demo_stage
+            what = loader(store, root, stage, names[0], commit=lambda writer: ctx.commit_chunk(stage, writer))
             if not what:  # in the store already (loaded by `seam demo --no-serve`): mark the stage all the same
                 ctx.commit_chunk(stage, lambda conn: None)
             loaded.add(stage)
-            ctx.log(f"{stage}: " + (f"loaded into the store: {_describe(what)}" if what else "already in the store"))
+            ctx.log(f"{stage}: " + (f"loaded into the store: {_describe(what)}" if what else "nothing new for the store"))
         step = f"{stage} ({index}/{total}): " + ("reused" if event == "reused" else f"done in {seconds:.0f}s")
         ctx.progress(hi if measuring else None, step, force=True)
         ctx.check_cancelled()
@@ -95,38 +142,46 @@ def demo_build(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
         if ctx.cancel_event.is_set() or ctx.lost_event.is_set():  # set by the worker's heartbeat
             ctx.check_cancelled()
 
-    result = build_demo(root, cfg, say=ctx.log, on_stage=on_stage, progress=progress)
-    summary = load.demo_summary(store, store.dataset_id(name))
-    ctx.log(f"demo ready in {result.seconds:.0f}s: {summary['instructions']} instructions, {summary['negatives']} "
-            f"negatives, score run {summary['score_run']}, {summary['annotations']} annotations")
-    stages = {s: {"seconds": e.get("seconds"), "reused": bool(e.get("cached"))} for s, e in result.stages.items()}
-    return {**summary, "seconds": round(result.seconds, 1), "stages": stages}
+    if build.world == "v2":
+        state = Study(cfg, root, say=ctx.log).run(on_stage=on_stage, progress=progress)
+        seconds = sum(e["seconds"] for e in state["stages"].values())
+        stages = {s: {"seconds": e.get("seconds")} for s, e in state["stages"].items()}
+    else:
+        result = build_demo(root, cfg, say=ctx.log, on_stage=on_stage, progress=progress)
+        seconds = result.seconds
+        stages = {s: {"seconds": e.get("seconds"), "reused": bool(e.get("cached"))} for s, e in result.stages.items()}
+    summary = load.demo_summary(store, store.dataset_id(build.dataset_name()))
+    ctx.log(f"demo ready in {seconds:.0f}s: {summary['instructions']} instructions, {summary['negatives']} "
+            f"negatives, score run {summary['score_run']}")
+    return {**summary, "world": build.world, "seconds": round(seconds, 1), "stages": stages}
 
 
 def _describe(what: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in what.items())
 
 
-def find_demo_job(store: Store, root: str | Path, tiny: bool, seed: int) -> dict[str, Any] | None:
+def find_demo_job(store: Store, root: str | Path, tiny: bool, seed: int, world: str = "v2",
+                  size: int | None = None) -> dict[str, Any] | None:
     """The newest `demo-build` job for this folder and configuration, or None."""
-    want = demo_payload(root, tiny, seed)
+    want = demo_payload(root, tiny, seed, world, size)
     for job in queries.latest_jobs(store, kind=KIND, limit=200).to_dict("records"):
-        payload = job.get("payload") or {}
+        payload = {"world": "v1", "size": None, **(job.get("payload") or {})}
         if {k: payload.get(k) for k in want} == want:
             return job
     return None
 
 
-def ensure_demo_job(store: Store, root: str | Path, tiny: bool, seed: int) -> tuple[int, str]:
+def ensure_demo_job(store: Store, root: str | Path, tiny: bool, seed: int, world: str = "v2",
+                    size: int | None = None) -> tuple[int, str]:
     """Make sure a `demo-build` job for this folder and configuration is queued, running or done.
 
     Returns (job id, what was done): "enqueued" (a new job), "requeued" (a failed or cancelled one,
     which resumes after the stages it loaded), or the status of the job already there ("queued",
     "running" or "done").
     """
-    job = find_demo_job(store, root, tiny, seed)
+    job = find_demo_job(store, root, tiny, seed, world, size)
     if job is None:
-        return enqueue_job(store, KIND, demo_payload(root, tiny, seed)), "enqueued"
+        return enqueue_job(store, KIND, demo_payload(root, tiny, seed, world, size)), "enqueued"
     if job["status"] in ("failed", "cancelled"):
         requeue_job(store, int(job["id"]))
         return int(job["id"]), "requeued"

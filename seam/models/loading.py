@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..assets import smollm2_gguf
 from ..cache import cache_dir, file_hash
 from ..errors import SeamError
 from ..io import atomic_output
@@ -207,6 +209,18 @@ def _gguf_tokenizer_meta(path: Path) -> dict:
         if f is not None and f.data:
             out[name] = f.parts[f.data[0]].tolist()[0]
     return out
+
+
+def smollm2_hf() -> Path:
+    """SmolLM2-135M-Instruct as an HF folder: the packaged GGUF (`seam.assets.smollm2_gguf`) converted once
+    and cached by content (`gguf_to_hf`). Read-only: copy it before changing anything in it."""
+    gguf = smollm2_gguf()
+    folder = cache_dir("gguf-links", gguf.stem)
+    link = folder / gguf.name
+    if not link.exists():  # missing, or left dangling by an environment that moved
+        link.unlink(missing_ok=True)
+        os.symlink(gguf, link)
+    return gguf_to_hf(folder)
 
 
 def gguf_to_hf(folder: Path, out: Path | None = None) -> Path:

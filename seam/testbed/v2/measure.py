@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -64,8 +65,9 @@ def build_rm_base(out: Path, texts: list[str], cfg: MeasureConfig, seed: int) ->
     return save_fresh_llama(out, tok, role="rm", hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, seed=seed)
 
 
-def train_world_rm(world, root: Path, cfg: MeasureConfig, say=print):
-    """Write the world's RM pairs and probes under `root`, train the small RM on the pairs.
+def train_world_rm(world, root: Path, cfg: MeasureConfig, say=print, progress=None):
+    """Write the world's RM pairs and probes under `root`, train the small RM on the pairs; `progress(step,
+    total steps)` is called at every logged step.
 
     Returns (TrainResult, pairs, probes, world seconds)."""
     t0 = time.time()
@@ -85,7 +87,9 @@ def train_world_rm(world, root: Path, cfg: MeasureConfig, say=print):
                       logging_steps=25, disable_tqdm=True)
     say(f"seed {seed}: {len(pairs)} pairs ({sum(p['meta']['flipped'] for p in pairs)} flipped), {len(probes)} probes; "
         f"training {cfg.epochs} epochs ...")
-    return train_rm(rm_cfg), pairs, probes, t_world
+    total = max(1, int(math.ceil(len(pairs) / cfg.batch_size) * cfg.epochs))
+    callback = None if progress is None else (lambda step, metrics: progress(min(step, total), total))
+    return train_rm(rm_cfg, metrics_callback=callback), pairs, probes, t_world
 
 
 def planting_of(rm_dir, probes: list[dict]) -> tuple[dict, float]:

@@ -1,7 +1,8 @@
-"""World v2's small policy tier: a causal LM trained from scratch on the world's SFT split, and its samples.
+"""World v2's policies: SmolLM2-135M-Instruct with a LoRA SFT (the demo's PM), or a small causal LM
+trained from scratch on the world's SFT split (the validation study's tier), and their samples.
 
-SmolLM2 stays the policy of `make demo`; this tier exists so that the validation study can afford
-1,500+ instructions x n samples on 2 CPU cores. The policy is a `LlamaForCausalLM` from
+SmolLM2 is the policy of `make demo`; the from-scratch tier exists so that the validation study can
+afford 1,500+ instructions x n samples on 2 CPU cores. The small policy is a `LlamaForCausalLM` from
 `seam.models.tiny.tiny_config` with a byte-level BPE tokenizer trained on the SFT text, digits
 split one per token (so a few layers can learn the arithmetic), fine-tuned with the project's own
 `seam.train.train_sft` (TRL SFTTrainer; loss on the response and EOS) and sampled with the
@@ -18,6 +19,7 @@ from ...models.loading import load_pm
 from ...models.templates import get_template
 from ...models.tiny import build_tokenizer, save_fresh_llama
 from ...train import train_sft
+from ...train.merge import merge_adapter
 from ...train.config import SFTConfig
 from ...train.eval import generate
 
@@ -40,6 +42,24 @@ def train_policy(sft_file: Path, base: Path, out: Path, *, epochs: float, learni
                     device="cpu", report_to="none", max_length=256, logging_steps=50, disable_tqdm=True,
                     template=TEMPLATE)
     return train_sft(cfg)
+
+
+def train_policy_lora(sft_file: Path, base: Path, out: Path, *, steps: int, batch_size: int, learning_rate: float,
+                      lora_r: int, seed: int, progress=None):
+    """LoRA SFT of `base` (SmolLM2) on the SFT rows for `steps` optimizer steps, merged into a plain HF folder
+    at `out` (what `seam score` and transformers load). Returns the TrainResult of the adapter run."""
+    run = out.parent / f"{out.name}-lora"
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = SFTConfig(model=str(base), data=str(sft_file), output_dir=str(run), max_steps=steps, lora=True, lora_r=lora_r,
+                    lora_alpha=2 * lora_r, per_device_train_batch_size=batch_size, learning_rate=learning_rate,
+                    warmup_steps=max(1, steps // 10), seed=seed, device="cpu", report_to="none", max_length=256,
+                    logging_steps=max(1, steps // 10), disable_tqdm=True, template=TEMPLATE)
+    callback = None if progress is None else (lambda step, metrics: progress(step, steps))
+    res = train_sft(cfg, metrics_callback=callback)
+    merge_adapter(run, out, base=str(base), role="pm")
+    shutil.rmtree(run, ignore_errors=True)
+    return res
 
 
 def sample_policy(pm_dir: Path, prompts: Sequence[str], n: int, *, temperature: float = 1.0, seed: int = 0,

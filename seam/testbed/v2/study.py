@@ -9,7 +9,8 @@ Stages, in this order (each writes its files and is skipped on a re-run once fin
    and the contrast corpus (every non-RL world task plus new tasks: ``corpus_factor`` x the RL set).
 2. ``rm``: the small RM trained on the planted pairs, and the planting check on held-out probes
    (the study stops here when it fails, unless ``--keep-going``).
-3. ``pm``: the small policy trained from scratch on the SFT split (flaws planted in prone skills).
+3. ``pm``: the policy SFT'd on the SFT split (flaws planted in prone skills): a small model trained from
+   scratch (the validation study's tier) or SmolLM2-135M-Instruct with LoRA (``pm_backbone``; the demo).
 4. ``label``: n policy samples per RL instruction at temperature 1, judged by the gold judge and
    scored by the RM: the on-policy label S (`label.py`). Written under ``hidden/`` with the truth.
 5. ``negatives``: contrast (the corpus, band [0.8, 0.9]), llm (the rules backend of
@@ -20,7 +21,9 @@ Stages, in this order (each writes its files and is skipped on a re-run once fin
 7. ``report``: `report.evaluate` against the label; ``report/validation.{md,json}``.
 
 The world, the planting and the label are fixed before any SEAM score is computed; nothing is
-tuned on SEAM's result.
+tuned on SEAM's result. ``StudyConfig.demo()`` is what ``seam demo`` builds (SmolLM2 as the PM, a
+smaller world, ~13 minutes on 2 CPU cores); ``Study.run``'s ``on_stage`` and ``progress`` hooks let the
+dashboard's worker load each stage as it lands and show its progress (jobs/kinds/demo.py).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -39,7 +43,7 @@ import pandas as pd
 from ...data import load_instructions, write_table
 from ...errors import SeamError
 from ...io import json_safe, write_json, write_text
-from ...models.loading import load_pm, load_rm
+from ...models.loading import load_pm, load_rm, smollm2_hf
 from ...models.scoring import PolicyScorer, RewardScorer
 from ...models.templates import get_template
 from ...negatives import BUILDERS, build_negatives
@@ -52,12 +56,13 @@ from .label import judge_samples, on_policy_label
 from .measure import MeasureConfig, planting_of, run_main, train_world_rm
 from .planting import report_markdown as planting_markdown
 from .planting import sft_rows
-from .policy import TEMPLATE, build_causal_base, sample_policy, train_policy
+from .policy import TEMPLATE, build_causal_base, sample_policy, train_policy, train_policy_lora
 from .predictors import predictors_for
 from .report import evaluate, write_report
 from .skills import SKILLS, SPLITS, World, WorldV2Config, build_world, instructions_rows, skill_tasks, stable_rng, task_skill
 
 STAGES = ("world", "rm", "pm", "label", "negatives", "score", "report")
+BACKBONES = ("scratch", "smollm2")
 VARIANTS = ("contrast", "llm", "adv")
 WEIGHTINGS = ("paper", "prob")
 RUN_OPTIONS = ("keep_going",)  # settings that do not change what a stage computes
@@ -83,6 +88,12 @@ class StudyConfig(Settings):
     pm_vocab: int = setting(1024, "policy tokenizer vocabulary (BPE, digits split)")
     pm_epochs: float = setting(3.0, "policy SFT epochs")
     pm_learning_rate: float = setting(2e-3, "policy SFT peak learning rate")
+    pm_backbone: str = setting("scratch", "policy: scratch (a small model trained from scratch) | smollm2 "
+                               "(SmolLM2-135M-Instruct + LoRA SFT: the demo's PM)")
+    pm_steps: int = setting(40, "smollm2: LoRA SFT optimizer steps")
+    pm_batch: int = setting(16, "smollm2: LoRA SFT batch size")
+    pm_lora_r: int = setting(16, "smollm2: LoRA rank")
+    pm_gold_tasks: int | None = setting(None, "held-out tasks for the policy's gold score before / after SFT (None = all)")
     samples: int = setting(8, "policy samples per RL instruction for the label (even: two halves)")
     temperature: float = setting(1.0, "sampling temperature of the label")
     max_new_tokens: int = setting(64, "tokens per policy sample")
@@ -99,6 +110,8 @@ class StudyConfig(Settings):
             raise SeamError(f"--samples {self.samples}: give an even number >= 2 (the label is split in halves)")
         if self.corpus_factor < 0:
             raise SeamError(f"--corpus-factor {self.corpus_factor}: must be >= 0")
+        if self.pm_backbone not in BACKBONES:
+            raise SeamError(f"--pm-backbone {self.pm_backbone}: use one of {', '.join(BACKBONES)}")
 
     @classmethod
     def tiny(cls, seed: int = 0) -> StudyConfig:
@@ -107,6 +120,42 @@ class StudyConfig(Settings):
                    rm_layers=1, rm_hidden=32, pm_layers=1, pm_hidden=32, pm_vocab=300, pm_epochs=0.5,
                    sft_extra_per_skill=0, eval_per_skill=2, samples=2, max_new_tokens=12, k_contrast=3, band=(0.3, 1.0), k_llm=2,
                    k_adv=2, adv_budget=8, n_boot=50, keep_going=True)
+
+    @classmethod
+    def demo(cls, seed: int = 0) -> StudyConfig:
+        """What `seam demo` builds: SmolLM2-135M-Instruct as the PM (LoRA SFT), a small RM (2 layers x 128; the
+        planting check holds on all 32 skills with 45 training tasks per skill, measured), 150 RL instructions
+        and fewer negatives per variant, so the build fits 15 minutes on 2 CPU cores."""
+        return cls(seed=seed, tasks_per_skill=60, fractions=(0.75, 0.08, 0.08, 0.09), eval_per_skill=4, rm_epochs=6.0,
+                   rm_hidden=128, rm_layers=2, sft_extra_per_skill=10, pm_backbone="smollm2", pm_steps=24, pm_batch=16,
+                   pm_learning_rate=5e-4, pm_gold_tasks=48, samples=4, max_new_tokens=48, k_contrast=10, k_llm=10, k_adv=6, adv_budget=60,
+                   n_boot=1000)
+
+    @classmethod
+    def preset(cls, tiny: bool = False, seed: int = 0, size: int | None = None) -> StudyConfig:
+        """What `seam demo [--tiny] [--size N] --seed S` builds: the demo (SmolLM2 PM), the tiny study, or the
+        validation study (small from-scratch PM) with at least N RL instructions."""
+        if tiny and size is not None:
+            raise SeamError("--tiny and --size do not go together: --tiny fixes a small world")
+        if tiny:
+            return cls.tiny(seed)
+        return cls.for_size(seed, size) if size is not None else cls.demo(seed)
+
+    def built_stages(self, root: Path) -> dict[str, dict]:
+        """The stages already built in `root` for this configuration ({} when it holds none, or another study)."""
+        try:
+            state = json.loads((Path(root) / "study.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        mine = {k: v for k, v in json_safe(self.to_dict()).items() if k not in RUN_OPTIONS}
+        theirs = {k: v for k, v in state.get("config", {}).items() if k not in RUN_OPTIONS}
+        return dict(state.get("stages", {})) if mine == theirs else {}
+
+    def expected_seconds(self) -> dict[str, float]:
+        """Each stage's build time on 2 CPU cores (measured; weights the dashboard's progress and ETA)."""
+        if self == StudyConfig.tiny(self.seed):
+            return dict(TINY_SECONDS)
+        return dict(DEMO_SECONDS if self.pm_backbone == "smollm2" else STUDY_SECONDS)
 
     @classmethod
     def for_size(cls, seed: int, size: int) -> StudyConfig:
@@ -126,6 +175,15 @@ class StudyConfig(Settings):
     def rm_config(self) -> MeasureConfig:
         return MeasureConfig(tasks_per_skill=self.tasks_per_skill, flip_rate=self.flip_rate, epochs=self.rm_epochs,
                              layers=self.rm_layers, hidden=self.rm_hidden)
+
+
+# measured stage times on 2 CPU cores (seconds): the demo preset, the default study (seed 1), the tiny one
+DEMO_SECONDS = {"world": 1, "rm": 200, "pm": 190, "label": 140, "negatives": 15, "score": 110, "report": 1}
+STUDY_SECONDS = {"world": 7, "rm": 1150, "pm": 340, "label": 140, "negatives": 146, "score": 150, "report": 3}
+TINY_SECONDS = {"world": 1, "rm": 3, "pm": 3, "label": 1, "negatives": 2, "score": 1, "report": 1}
+
+StageHook = Callable[[str, int, int, str, float], None]  # (stage, index 1.., total, "start"|"done"|"reused", seconds)
+Progress = Callable[[str, float, str], None]  # (stage, fraction of that stage done, step)
 
 
 # ---------------------------------------------------------------- world-side data (testbed code)
@@ -187,6 +245,8 @@ class Study:
     def __init__(self, cfg: StudyConfig, root: Path, say=print):
         cfg.validate()
         self.cfg, self.root, self.say = cfg, Path(root), say
+        self._progress: Progress | None = None
+        self._stage = ""
         self.state_file = self.root / "study.json"
 
     # ---- bookkeeping
@@ -195,28 +255,54 @@ class Study:
             return json.loads(self.state_file.read_text())
         return {"config": self.cfg.to_dict(), "stages": {}}
 
-    def run(self, until: str = "report", redo: str | None = None) -> dict:
-        """Run the stages up to `until`, reusing finished ones; `redo` re-runs that stage and every later one."""
+    def run(self, until: str = "report", redo: str | None = None, on_stage: StageHook | None = None,
+            progress: Progress | None = None) -> dict:
+        """Run the stages up to `until`, reusing finished ones; `redo` re-runs that stage and every later one.
+
+        `on_stage(stage, index, total, event, seconds)` is called as each stage starts ("start") and when it
+        is finished ("done") or found finished ("reused"); `progress(stage, fraction, step)` inside the long
+        stages. Both are how the `demo-build` job loads each stage and shows progress."""
+        self._progress = progress
         for sub in ("data", "hidden", "models", "negatives", "results", "report", "work"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         state = self._state()
+        state.setdefault("template", TEMPLATE)  # how both models render (prompt, response): `seam score --template`
         same = {k: v for k, v in state["config"].items() if k not in RUN_OPTIONS}
         if same != {k: v for k, v in json_safe(self.cfg.to_dict()).items() if k not in RUN_OPTIONS}:
             raise SeamError(f"{self.root} holds a study with another config; use a new --dir (or delete that one)")
         if redo is not None:
             for name in STAGES[STAGES.index(redo):]:
                 state["stages"].pop(name, None)
-        for name in STAGES[: STAGES.index(until) + 1]:
+        todo = STAGES[: STAGES.index(until) + 1]
+        for index, name in enumerate(todo, 1):
             if name in state["stages"]:
                 self.say(f"[{name}] done before ({state['stages'][name]['seconds']} s), reused")
+                if on_stage:
+                    on_stage(name, index, len(todo), "reused", state["stages"][name]["seconds"])
                 continue
             self.say(f"[{name}] ...")
+            if on_stage:
+                on_stage(name, index, len(todo), "start", 0.0)
+            self._stage = name
             t0 = time.time()
             info = getattr(self, f"stage_{name}")() or {}
-            state["stages"][name] = {"seconds": round(time.time() - t0, 1), **info}
+            state["stages"][name] = {"seconds": round(time.time() - t0, 1), "built_at": time.time(), **info}
             write_json(self.state_file, json_safe(state), indent=2)
             self.say(f"[{name}] {state['stages'][name]['seconds']} s")
+            if on_stage:
+                on_stage(name, index, len(todo), "done", state["stages"][name]["seconds"])
         return self._state()
+
+    def _ticker(self, what: str, lo: float = 0.0, hi: float = 1.0):
+        """A (done, total, *detail) callback for a part of the current stage spanning [lo, hi] of it: says about
+        every 10% and reports the stage's fraction to the `progress` hook."""
+        printer = _printer(self.say, what)
+
+        def tick(done, total, *rest):
+            printer(done, total, *rest)
+            if self._progress:
+                self._progress(self._stage, lo + (hi - lo) * min(done / max(total, 1), 1.0), f"{what} {done}/{total}")
+        return tick
 
     def world(self) -> World:
         return build_world(self.cfg.world_config())
@@ -241,7 +327,8 @@ class Study:
         world = self.world()
         work = self.root / "work" / "rm"
         work.mkdir(parents=True, exist_ok=True)
-        res, pairs, probes, _ = train_world_rm(world, work, self.cfg.rm_config(), self.say)
+        res, pairs, probes, _ = train_world_rm(world, work, self.cfg.rm_config(), self.say,
+                                                progress=self._ticker("RM training step", 0.0, 0.95))
         report, _ = planting_of(res.output_dir, probes)
         report.update({"truth": world.truth(), "pairs": len(pairs), "rm_steps": res.steps,
                        "rm_train_seconds": round(res.seconds, 1)})
@@ -261,17 +348,26 @@ class Study:
         cfg = self.cfg
         sft = load_instructions(self.root / "data" / "sft.jsonl")
         work = self.root / "work" / "pm"
-        texts = [p + " " + c for p, c in zip(sft["prompt"], sft["chosen"])]
-        base = build_causal_base(work / "base", texts, vocab_size=cfg.pm_vocab, hidden=cfg.pm_hidden,
-                                 layers=cfg.pm_layers, heads=4, seed=cfg.seed)
-        res = train_policy(self.root / "data" / "sft.jsonl", base, work / "sft", epochs=cfg.pm_epochs,
-                           learning_rate=cfg.pm_learning_rate, batch_size=32, seed=cfg.seed)
-        _replace_dir(Path(res.output_dir), self.root / "models" / "pm")
-        held = self.world().splits["rm_test"]  # tasks neither model trained on
+        train_span = (0.0, 0.8)
+        if cfg.pm_backbone == "smollm2":
+            base = smollm2_hf()
+            res = train_policy_lora(self.root / "data" / "sft.jsonl", base, self.root / "models" / "pm",
+                                    steps=cfg.pm_steps, batch_size=cfg.pm_batch, learning_rate=cfg.pm_learning_rate,
+                                    lora_r=cfg.pm_lora_r, seed=cfg.seed,
+                                    progress=self._ticker("LoRA SFT step", *train_span))
+        else:
+            texts = [p + " " + c for p, c in zip(sft["prompt"], sft["chosen"])]
+            base = build_causal_base(work / "base", texts, vocab_size=cfg.pm_vocab, hidden=cfg.pm_hidden,
+                                     layers=cfg.pm_layers, heads=4, seed=cfg.seed)
+            res = train_policy(self.root / "data" / "sft.jsonl", base, work / "sft", epochs=cfg.pm_epochs,
+                               learning_rate=cfg.pm_learning_rate, batch_size=32, seed=cfg.seed)
+            _replace_dir(Path(res.output_dir), self.root / "models" / "pm")
+        held = self.world().splits["rm_test"][: cfg.pm_gold_tasks]  # tasks neither model trained on
         gold = {}
-        for name, folder in (("before", base), ("after", self.root / "models" / "pm")):
+        for i, (name, folder) in enumerate((("before", base), ("after", self.root / "models" / "pm"))):
             out = sample_policy(folder, [t.prompt for t in held], 1, temperature=cfg.temperature, seed=cfg.seed,
-                                max_new_tokens=cfg.max_new_tokens)
+                                max_new_tokens=cfg.max_new_tokens,
+                                progress=self._ticker(f"gold score {name} SFT", 0.8 + 0.1 * i, 0.9 + 0.1 * i))
             gold[name] = float(judge_samples(held, out)[0].mean())
         self.say(f"  policy gold score on {len(held)} held-out tasks: {gold['before']:.3f} before SFT, {gold['after']:.3f} after")
         return {"pm_steps": res.steps, "pm_train_seconds": round(res.seconds, 1), "sft_rows": len(sft),
@@ -286,7 +382,8 @@ class Study:
         prompts = [t.prompt for t in rl]
         t0 = time.time()
         samples = sample_policy(self.root / "models" / "pm", prompts, cfg.samples, temperature=cfg.temperature,
-                                seed=cfg.seed, max_new_tokens=cfg.max_new_tokens, progress=_printer(self.say, "sample"))
+                                seed=cfg.seed, max_new_tokens=cfg.max_new_tokens,
+                                progress=self._ticker("sample", 0.0, 0.9))
         t_sample = time.time() - t0
         score, correct = judge_samples(rl, samples)
         scorer = RewardScorer(load_rm(str(self.root / "models" / "rm"), device="cpu"), get_template(TEMPLATE),
@@ -313,13 +410,14 @@ class Study:
         corpus = load_instructions(self.root / "data" / "corpus.jsonl")
         rm = str(self.root / "models" / "rm")
         stats = {}
+        spans = {"contrast": (0.0, 0.3), "llm": (0.3, 0.4), "adv": (0.4, 1.0)}
         for variant, settings, kwargs in (
             ("contrast", {"k": cfg.k_contrast, "band": tuple(cfg.band), "device": "cpu"}, {"corpus": corpus}),
             ("llm", {"k": cfg.k_llm, "backend": "rules", "seed": cfg.seed}, {}),
             ("adv", {"k": cfg.k_adv, "rm": rm, "device": "cpu", "query_budget": cfg.adv_budget, "seed": cfg.seed}, {}),
         ):
             t0 = time.time()
-            frame, st = build_negatives(variant, rl, BUILDERS[variant].Config(**settings), progress=_printer(self.say, variant), **kwargs)
+            frame, st = build_negatives(variant, rl, BUILDERS[variant].Config(**settings), progress=self._ticker(variant, *spans[variant]), **kwargs)
             write_table(frame, self.root / "negatives" / f"{variant}.jsonl")
             stats[variant] = {k: v for k, v in st.items() if k != "lines"} | {"seconds": round(time.time() - t0, 1)}
             for line in st.get("lines", []):
@@ -336,7 +434,7 @@ class Study:
         pm = load_pm(str(self.root / "models" / "pm"), device="cpu")
         rm = load_rm(str(self.root / "models" / "rm"), device="cpu")
         scorer = SeamScorer(pm, rm, ScoreConfig(template=TEMPLATE, device="cpu", side_by_side="off"))
-        chunks = list(scorer.iter_chunks(rl, negs, progress=_printer(self.say, "score")))
+        chunks = list(scorer.iter_chunks(rl, negs, progress=self._ticker("score", 0.0, 0.9)))
         details = pd.concat([c.details for c in chunks], ignore_index=True)
         (self.root / "results").mkdir(parents=True, exist_ok=True)
         write_table(pd.concat([c.scores for c in chunks], ignore_index=True), self.root / "results" / "seam.jsonl")
@@ -360,7 +458,7 @@ class Study:
         truth = json.loads((self.root / "hidden" / "truth.json").read_text())
         anatomy = label_anatomy(label, truth)
         negs = json.loads((self.root / "negatives" / "stats.json").read_text())
-        result["study"] = {"config": self.cfg.to_dict(), "stages": state["stages"], "label_anatomy": anatomy,
+        result["study"] = {"config": self.cfg.to_dict(), "template": TEMPLATE, "stages": state["stages"], "label_anatomy": anatomy,
                            "negatives": negs,
                            "command": f"python -m seam.testbed.v2.study --seed {self.cfg.seed} --dir {self.root}"}
         context = _context(state, self.cfg, self.root) + _negatives_lines(negs, self.cfg) + _anatomy_lines(anatomy)
@@ -423,6 +521,13 @@ def _printer(say, what: str):
     return progress
 
 
+def _policy_words(cfg: StudyConfig) -> str:
+    if cfg.pm_backbone == "smollm2":
+        return (f"SmolLM2-135M-Instruct, LoRA r {cfg.pm_lora_r} SFT, {cfg.pm_steps} steps x {cfg.pm_batch} "
+                f"on the SFT split")
+    return f"from scratch, {cfg.pm_layers} layers x {cfg.pm_hidden}"
+
+
 def _context(state: dict, cfg: StudyConfig, root: Path) -> list[str]:
     st = state["stages"]
     secs = sum(s["seconds"] for s in st.values())
@@ -431,7 +536,7 @@ def _context(state: dict, cfg: StudyConfig, root: Path) -> list[str]:
              f"(report/planting.md). RM held-out accuracy (golden > flawed): " + "; ".join(
                  f"{k.replace('_', ' ')} {v['accuracy']:.3f} [{v['ci'][0]:.3f}, {v['ci'][1]:.3f}]"
                  for k, v in st["rm"]["rm_accuracy"].items() if v and v.get("accuracy") is not None) + ".",
-             f"Policy (from scratch, {cfg.pm_layers} layers x {cfg.pm_hidden}): gold score of its samples "
+             f"Policy ({_policy_words(cfg)}): gold score of its samples "
              f"{st['label']['pm_gold_score']:.3f} (states the correct answer in {st['label']['pm_correct']:.1%}; "
              f"judged worse than gold in {st['label']['pm_worse_share']:.1%}); gold score on held-out tasks "
              f"{st['pm']['pm_gold_before_sft']:.3f} before SFT, {st['pm']['pm_gold_after_sft']:.3f} after.",
@@ -451,7 +556,7 @@ def main(argv=None) -> int:
         elif isinstance(v, tuple):
             ap.add_argument("--" + f.replace("_", "-"), type=float, nargs=len(v), default=v)
         else:
-            ap.add_argument("--" + f.replace("_", "-"), type=type(v), default=v)
+            ap.add_argument("--" + f.replace("_", "-"), type=int if v is None else type(v), default=v)
     args = ap.parse_args(argv)
     cfg = StudyConfig(**{f: (tuple(getattr(args, f)) if isinstance(v, tuple) else getattr(args, f))
                          for f, v in asdict(StudyConfig()).items()})
