@@ -28,9 +28,12 @@ with st.container(border=True):
                                   key="runs-variants")
         p = c2.slider("Drop the lowest share", 0.05, 0.5, 0.2, 0.05, key="runs-p")
         seeds_text = c3.text_input("Seeds", "0", key="runs-seeds", help="space-separated, one RL run per arm and seed")
-        method = c4.selectbox("RL method", list(R.METHODS), format_func=R.METHODS.get, key="runs-method",
-                              help="the trainer of every arm; PPO settings below are mapped onto it (docs/experiments.md)")
         label = R.label_file(ui.project_folder(store))
+        # a world-v2 study (it has a label): its PM and RM tokenize differently, which PPO cannot take; GRPO can
+        method = c4.selectbox("RL method", list(R.METHODS), format_func=R.METHODS.get, key="runs-method",
+                              index=list(R.METHODS).index("grpo") if label else 0,
+                              help="the trainer of every arm; PPO settings below are mapped onto it (docs/experiments.md)"
+                                   "; PPO needs an RM that shares the policy's tokenizer")
         offered = {**BASELINES, **(LABEL_BASELINES if label else {})}
         st.markdown("**Baselines**")
         cols = st.columns(len(offered))

@@ -65,7 +65,8 @@ def test_the_job_builds_the_study_and_stores_what_the_blocking_path_stores(built
     folder, store, _ = built
     job = get_job(store, 1)
     assert job["status"] == "done", job["error"]
-    assert job["payload"] == {"dir": str(folder.resolve()), "world": "v2", "tiny": True, "seed": 0, "size": None}
+    assert job["payload"] == {"dir": str(folder.resolve()), "world": "v2", "tiny": True, "seed": 0, "size": None,
+                              "study": False}
     assert job["chunks_done"] == len(STAGES) and job["result"]["world"] == "v2"
     assert (folder / "report" / "validation.json").is_file() and (folder / "hidden" / "label.jsonl").is_file()
     with open_store(tmp_path / "ref.db") as ref:
@@ -137,6 +138,8 @@ def test_payloads_and_presets():
     assert isinstance(demo, DemoBuild) and demo.config == StudyConfig.demo(3) and demo.config.pm_backbone == "smollm2"
     assert parse_payload({"dir": "/x", "world": "v2", "tiny": False, "seed": 0, "size": 300}).config == \
         StudyConfig.for_size(0, 300)
+    assert parse_payload({"dir": "/x", "world": "v2", "tiny": False, "seed": 1, "study": True}).config == \
+        StudyConfig(seed=1)  # exactly what `python -m seam.testbed.v2.study --seed 1` builds
     assert parse_payload({"dir": "/x", "tiny": True, "seed": 0}).world == "v1"  # jobs queued before world v2
     for bad, msg in (({"world": "v3"}, "world must be one of v2, v1"), ({"size": "big"}, "size must be null"),
                      ({"world": "v1", "size": 300}, "world v2 only")):
@@ -153,3 +156,17 @@ def test_seam_demo_refuses_a_folder_of_the_other_world(built, tmp_path, capsys):
     assert "holds a world-v1 demo (demo.json)" in capsys.readouterr().err
     assert main(["demo", "--tiny", "--seed", "1", "--no-serve", "--dir", str(built[0])]) == 2
     assert "holds a world-v2 study with other settings" in capsys.readouterr().err
+
+
+def test_the_overview_page_shows_the_study_build_and_its_report(built, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SEAM_DB", str(built[0]))
+    monkeypatch.delenv("SEAM_WORKER_PID", raising=False)
+    at = AppTest.from_file(str(ROOT / "pages" / "overview.py"), default_timeout=60).run()
+    assert not at.exception, [e.message for e in at.exception]
+    lines = [m.value for m in at.markdown if "**" in m.value and ". " in m.value]
+    for i, stage in enumerate(STAGES, 1):
+        assert any(f"**{i}. {stage}** · done · built in" in line for line in lines), (stage, lines)
+    assert any("never shown to SEAM" in line for line in lines if "**4. label**" in line)
+    assert any("Validation report (world v2)" in m.value for m in at.markdown)  # report/validation.md, rendered

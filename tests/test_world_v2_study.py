@@ -153,6 +153,14 @@ def test_tiny_study_end_to_end(tmp_path, capsys, monkeypatch):
         k: v for k, v in state["stages"].items() if k != "report"}
     with pytest.raises(SeamError, match="another config"):
         Study(StudyConfig(**{**cfg.to_dict(), "seed": 2}), tmp_path, say=lambda m: None).run()
+    # a study written before the policy settings existed is the same study (they default to what it did)
+    manifest = json.loads((tmp_path / "study.json").read_text())
+    for key in ("pm_backbone", "pm_steps", "pm_batch", "pm_lora_r", "pm_gold_tasks"):
+        del manifest["config"][key]
+    (tmp_path / "study.json").write_text(json.dumps(manifest))
+    assert cfg.built_stages(tmp_path) and Study(cfg, tmp_path, say=lambda m: None).run()["stages"]["pm"] == \
+        redone["stages"]["pm"]
+    assert not StudyConfig.demo(1).built_stages(tmp_path)
 
 
 def test_study_size_and_cli_errors(tmp_path, capsys):
@@ -160,7 +168,8 @@ def test_study_size_and_cli_errors(tmp_path, capsys):
     assert len(build_world(cfg.world_config()).splits["rl"]) >= 300
     assert StudyConfig.for_size(0, 200).tasks_per_skill < cfg.tasks_per_skill
     for argv, msg in ((["demo", "--world", "v1", "--size", "300", "--no-serve", "--dir", str(tmp_path)], "world v2 only"),
-                      (["demo", "--tiny", "--size", "300", "--no-serve", "--dir", str(tmp_path)], "do not go together"),
+                      (["demo", "--tiny", "--size", "300", "--no-serve", "--dir", str(tmp_path)], "does not go with"),
+                      (["demo", "--world", "v1", "--study", "--no-serve", "--dir", str(tmp_path)], "world v2 only"),
                       (["demo", "--world", "v2", "--size", "10", "--no-serve", "--dir", str(tmp_path)], "at least 64")):
         assert main(argv) == 2
         err = capsys.readouterr().err

@@ -1,9 +1,9 @@
 """The `demo-build` job: `seam demo`'s build, run by the project's own worker while the dashboard is up.
 
-Payload: ``{"dir": str, "world": "v2" | "v1", "tiny": bool, "seed": int, "size": int | None}``: the
+Payload: ``{"dir": str, "world": "v2" | "v1", "tiny": bool, "seed": int, "size": int | None, "study": bool}``: the
 project folder (absolute) and the configuration. World v2 (the default) builds the world-v2 study
-(`seam.testbed.v2.study.Study`, `StudyConfig.preset(tiny, seed, size)`: SmolLM2 as the PM unless
---tiny or --size) and loads each stage with `db.load.study_stage`: world -> the RL set with its skills
+(`seam.testbed.v2.study.Study`, `StudyConfig.preset(tiny, seed, size, study)`: SmolLM2 as the PM
+unless --tiny, --study or --size) and loads each stage with `db.load.study_stage`: world -> the RL set with its skills
 (Data, Explore), rm -> the RM, its training run and the planting report (Models, Runs), pm -> the PM
 (Models), label -> nothing (the hidden ground truth stays in files), negatives, score -> the score run
 (Score, Explore), report -> the validation report as an eval run (Overview, Runs). World v1 (a
@@ -37,8 +37,10 @@ KIND = "demo-build"
 WORLDS = ("v2", "v1")
 
 
-def demo_payload(root: str | Path, tiny: bool, seed: int, world: str = "v2", size: int | None = None) -> dict[str, Any]:
-    return {"dir": str(Path(root).resolve()), "world": world, "tiny": bool(tiny), "seed": int(seed), "size": size}
+def demo_payload(root: str | Path, tiny: bool, seed: int, world: str = "v2", size: int | None = None,
+                 study: bool = False) -> dict[str, Any]:
+    return {"dir": str(Path(root).resolve()), "world": world, "tiny": bool(tiny), "seed": int(seed), "size": size,
+            "study": bool(study)}
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,8 @@ def parse_payload(payload: dict[str, Any]) -> DemoBuild:
     folder = payload.get("dir")
     if not isinstance(folder, str) or not folder.strip():
         raise SeamError(f"{KIND} payload needs the project folder as a string dir, got {folder!r}")
-    world, tiny, seed, size = (payload.get("world", "v1"), payload.get("tiny", False), payload.get("seed", 0),
-                               payload.get("size"))
+    world, tiny, seed, size, study = (payload.get("world", "v1"), payload.get("tiny", False), payload.get("seed", 0),
+                                      payload.get("size"), payload.get("study", False))
     if world not in WORLDS:
         raise SeamError(f"{KIND} payload world must be one of {', '.join(WORLDS)}, got {world!r}")
     if not isinstance(tiny, bool):
@@ -87,8 +89,10 @@ def parse_payload(payload: dict[str, Any]) -> DemoBuild:
         raise SeamError(f"{KIND} payload seed must be an integer, got {seed!r}")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or world != "v2"):
         raise SeamError(f"{KIND} payload size must be null or an integer (world v2 only), got {size!r}")
+    if not isinstance(study, bool) or (study and world != "v2"):
+        raise SeamError(f"{KIND} payload study must be true or false (true: world v2 only), got {study!r}")
     if world == "v2":
-        return DemoBuild(Path(folder), world, StudyConfig.preset(tiny, seed, size))
+        return DemoBuild(Path(folder), world, StudyConfig.preset(tiny, seed, size, study))
     return DemoBuild(Path(folder), world, DemoConfig.preset(tiny, seed))
 
 
@@ -161,27 +165,27 @@ def _describe(what: dict[str, Any]) -> str:
 
 
 def find_demo_job(store: Store, root: str | Path, tiny: bool, seed: int, world: str = "v2",
-                  size: int | None = None) -> dict[str, Any] | None:
+                  size: int | None = None, study: bool = False) -> dict[str, Any] | None:
     """The newest `demo-build` job for this folder and configuration, or None."""
-    want = demo_payload(root, tiny, seed, world, size)
+    want = demo_payload(root, tiny, seed, world, size, study)
     for job in queries.latest_jobs(store, kind=KIND, limit=200).to_dict("records"):
-        payload = {"world": "v1", "size": None, **(job.get("payload") or {})}
+        payload = {"world": "v1", "size": None, "study": False, **(job.get("payload") or {})}
         if {k: payload.get(k) for k in want} == want:
             return job
     return None
 
 
 def ensure_demo_job(store: Store, root: str | Path, tiny: bool, seed: int, world: str = "v2",
-                    size: int | None = None) -> tuple[int, str]:
+                    size: int | None = None, study: bool = False) -> tuple[int, str]:
     """Make sure a `demo-build` job for this folder and configuration is queued, running or done.
 
     Returns (job id, what was done): "enqueued" (a new job), "requeued" (a failed or cancelled one,
     which resumes after the stages it loaded), or the status of the job already there ("queued",
     "running" or "done").
     """
-    job = find_demo_job(store, root, tiny, seed, world, size)
+    job = find_demo_job(store, root, tiny, seed, world, size, study)
     if job is None:
-        return enqueue_job(store, KIND, demo_payload(root, tiny, seed, world, size)), "enqueued"
+        return enqueue_job(store, KIND, demo_payload(root, tiny, seed, world, size, study)), "enqueued"
     if job["status"] in ("failed", "cancelled"):
         requeue_job(store, int(job["id"]))
         return int(job["id"]), "requeued"

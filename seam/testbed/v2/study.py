@@ -132,14 +132,17 @@ class StudyConfig(Settings):
                    n_boot=1000)
 
     @classmethod
-    def preset(cls, tiny: bool = False, seed: int = 0, size: int | None = None) -> StudyConfig:
-        """What `seam demo [--tiny] [--size N] --seed S` builds: the demo (SmolLM2 PM), the tiny study, or the
-        validation study (small from-scratch PM) with at least N RL instructions."""
-        if tiny and size is not None:
-            raise SeamError("--tiny and --size do not go together: --tiny fixes a small world")
+    def preset(cls, tiny: bool = False, seed: int = 0, size: int | None = None, study: bool = False) -> StudyConfig:
+        """What `seam demo [--tiny | --study | --size N] --seed S` builds: the demo (SmolLM2 PM), the tiny study,
+        the validation study (small from-scratch PM; this class's defaults, exactly what
+        `python -m seam.testbed.v2.study` builds) or a validation study with at least N RL instructions."""
+        if tiny and (size is not None or study):
+            raise SeamError("--tiny does not go with --study or --size: --tiny fixes a small world")
         if tiny:
             return cls.tiny(seed)
-        return cls.for_size(seed, size) if size is not None else cls.demo(seed)
+        if size is not None:
+            return cls.for_size(seed, size)
+        return cls(seed=seed) if study else cls.demo(seed)
 
     def built_stages(self, root: Path) -> dict[str, dict]:
         """The stages already built in `root` for this configuration ({} when it holds none, or another study)."""
@@ -147,9 +150,13 @@ class StudyConfig(Settings):
             state = json.loads((Path(root) / "study.json").read_text())
         except (OSError, ValueError):
             return {}
-        mine = {k: v for k, v in json_safe(self.to_dict()).items() if k not in RUN_OPTIONS}
-        theirs = {k: v for k, v in state.get("config", {}).items() if k not in RUN_OPTIONS}
-        return dict(state.get("stages", {})) if mine == theirs else {}
+        return dict(state.get("stages", {})) if self.same_as(state.get("config", {})) else {}
+
+    def same_as(self, stored: dict) -> bool:
+        """Whether a study.json's config is this one (run options aside). Settings added since it was written
+        take their defaults, which reproduce what the study did before they existed."""
+        stored = {**json_safe(StudyConfig().to_dict()), **stored}
+        return all(stored.get(k) == v for k, v in json_safe(self.to_dict()).items() if k not in RUN_OPTIONS)
 
     def expected_seconds(self) -> dict[str, float]:
         """Each stage's build time on 2 CPU cores (measured; weights the dashboard's progress and ETA)."""
@@ -267,8 +274,7 @@ class Study:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         state = self._state()
         state.setdefault("template", TEMPLATE)  # how both models render (prompt, response): `seam score --template`
-        same = {k: v for k, v in state["config"].items() if k not in RUN_OPTIONS}
-        if same != {k: v for k, v in json_safe(self.cfg.to_dict()).items() if k not in RUN_OPTIONS}:
+        if not self.cfg.same_as(state["config"]):
             raise SeamError(f"{self.root} holds a study with another config; use a new --dir (or delete that one)")
         if redo is not None:
             for name in STAGES[STAGES.index(redo):]:
