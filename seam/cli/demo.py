@@ -40,7 +40,7 @@ def register(sub) -> None:
                     "ETA on the Overview). A re-run reuses every stage already built.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=example_epilog(
-            "seam demo                                  # http://127.0.0.1:8501 at once; the build takes ~13 min on 2 CPU cores",
+            "seam demo                                  # http://127.0.0.1:8501 at once; the build takes ~11 min on 2 CPU cores",
             "seam demo --tiny --no-serve --dir /tmp/d   # tiny models, under a minute (tests)",
             "seam demo --study --no-serve --dir /tmp/v2 --seed 1   # the validation study (small from-scratch PM, ~40 min)",
             "seam demo --world v1 --dir /tmp/v1         # the first demo world (SmolLM2 PM and RM, probe label)",

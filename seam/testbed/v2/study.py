@@ -22,7 +22,7 @@ Stages, in this order (each writes its files and is skipped on a re-run once fin
 
 The world, the planting and the label are fixed before any SEAM score is computed; nothing is
 tuned on SEAM's result. ``StudyConfig.demo()`` is what ``seam demo`` builds (SmolLM2 as the PM, a
-smaller world, ~13 minutes on 2 CPU cores); ``Study.run``'s ``on_stage`` and ``progress`` hooks let the
+smaller world, ~11 minutes on 2 CPU cores); ``Study.run``'s ``on_stage`` and ``progress`` hooks let the
 dashboard's worker load each stage as it lands and show its progress (jobs/kinds/demo.py).
 """
 
