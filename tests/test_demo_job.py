@@ -189,7 +189,7 @@ def test_seam_demo_enqueues_one_job_and_serves_without_building(tmp_path, no_ser
         job = get_job(store, 1)
     assert jobs == 1 and job["kind"] == "demo-build" and job["status"] == "queued"
     assert job["payload"] == {"dir": str(folder.resolve()), "world": "v1", "tiny": True, "seed": 0, "size": None,
-                              "study": False}
+                              "study": False, "keep_going": False}
 
     assert main(["demo", "--world", "v1", "--tiny", "--dir", str(folder), "--port", port]) == 0  # a re-run: the same job
     assert "build job 1 already queued" in capsys.readouterr().err

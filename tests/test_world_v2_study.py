@@ -170,6 +170,7 @@ def test_study_size_and_cli_errors(tmp_path, capsys):
     for argv, msg in ((["demo", "--world", "v1", "--size", "300", "--no-serve", "--dir", str(tmp_path)], "world v2 only"),
                       (["demo", "--tiny", "--size", "300", "--no-serve", "--dir", str(tmp_path)], "does not go with"),
                       (["demo", "--world", "v1", "--study", "--no-serve", "--dir", str(tmp_path)], "world v2 only"),
+                      (["demo", "--world", "v1", "--keep-going", "--dir", str(tmp_path)], "world v2 only"),
                       (["demo", "--world", "v2", "--size", "10", "--no-serve", "--dir", str(tmp_path)], "at least 64")):
         assert main(argv) == 2
         err = capsys.readouterr().err
@@ -204,3 +205,14 @@ def test_the_demo_policy_is_smollm2_with_a_merged_lora_sft(tmp_path):
         assert not np.allclose(a.get_tensor(name).numpy(), b.get_tensor(name).numpy())  # the SFT changed it
     label = read_table(tmp_path / "hidden" / "label.jsonl")
     assert len(label) == state["stages"]["world"]["rl"] and label["S"].ge(0).all()
+
+
+def test_a_failed_planting_check_stops_the_demo_unless_keep_going(tmp_path, capsys):
+    """The tiny RM does not take the planting (27 of 32 skills fail): `seam demo` stops at the rm stage with
+    one line that names --keep-going; with it the study carries on and its report says the check failed."""
+    cfg = StudyConfig(**{**StudyConfig.tiny(0).to_dict(), "keep_going": False})
+    with pytest.raises(SeamError, match="the planting check failed .*pass --keep-going"):
+        Study(cfg, tmp_path / "a", say=lambda m: None).run(until="rm")
+    assert not (tmp_path / "a" / "models" / "pm").exists()  # nothing after the failed stage
+    assert main(["demo", "--tiny", "--keep-going", "--no-serve", "--dir", str(tmp_path / "b")]) == 0
+    assert "Planting check: FAILED" in (tmp_path / "b" / "report" / "validation.md").read_text()

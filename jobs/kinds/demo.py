@@ -1,7 +1,8 @@
 """The `demo-build` job: `seam demo`'s build, run by the project's own worker while the dashboard is up.
 
-Payload: ``{"dir": str, "world": "v2" | "v1", "tiny": bool, "seed": int, "size": int | None, "study": bool}``: the
-project folder (absolute) and the configuration. World v2 (the default) builds the world-v2 study
+Payload: ``{"dir": str, "world": "v2" | "v1", "tiny": bool, "seed": int, "size": int | None, "study": bool,
+"keep_going": bool}``: the project folder (absolute) and the configuration (`keep_going`: world v2
+carries on past a failed planting check, and the report says it failed). World v2 (the default) builds the world-v2 study
 (`seam.testbed.v2.study.Study`, `StudyConfig.preset(tiny, seed, size, study)`: SmolLM2 as the PM
 unless --tiny, --study or --size) and loads each stage with `db.load.study_stage`: world -> the RL set with its skills
 (Data, Explore), rm -> the RM, its training run and the planting report (Models, Runs), pm -> the PM
@@ -37,10 +38,13 @@ KIND = "demo-build"
 WORLDS = ("v2", "v1")
 
 
-def demo_payload(root: str | Path, tiny: bool, seed: int, world: str = "v2", size: int | None = None,
-                 study: bool = False) -> dict[str, Any]:
+DEFAULTS = {"world": "v1", "size": None, "study": False, "keep_going": False}  # of a payload that lacks them
+
+
+def demo_payload(root: str | Path, tiny: bool, seed: int, world: str = "v2", *, size: int | None = None,
+                 study: bool = False, keep_going: bool = False) -> dict[str, Any]:
     return {"dir": str(Path(root).resolve()), "world": world, "tiny": bool(tiny), "seed": int(seed), "size": size,
-            "study": bool(study)}
+            "study": bool(study), "keep_going": bool(keep_going)}
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,9 @@ def parse_payload(payload: dict[str, Any]) -> DemoBuild:
     folder = payload.get("dir")
     if not isinstance(folder, str) or not folder.strip():
         raise SeamError(f"{KIND} payload needs the project folder as a string dir, got {folder!r}")
-    world, tiny, seed, size, study = (payload.get("world", "v1"), payload.get("tiny", False), payload.get("seed", 0),
-                                      payload.get("size"), payload.get("study", False))
+    payload = {**DEFAULTS, **payload}
+    world, tiny, seed, size, study, keep_going = (payload["world"], payload.get("tiny", False), payload.get("seed", 0),
+                                                  payload["size"], payload["study"], payload["keep_going"])
     if world not in WORLDS:
         raise SeamError(f"{KIND} payload world must be one of {', '.join(WORLDS)}, got {world!r}")
     if not isinstance(tiny, bool):
@@ -91,8 +96,12 @@ def parse_payload(payload: dict[str, Any]) -> DemoBuild:
         raise SeamError(f"{KIND} payload size must be null or an integer (world v2 only), got {size!r}")
     if not isinstance(study, bool) or (study and world != "v2"):
         raise SeamError(f"{KIND} payload study must be true or false (true: world v2 only), got {study!r}")
+    if not isinstance(keep_going, bool):
+        raise SeamError(f"{KIND} payload keep_going must be true or false, got {keep_going!r}")
     if world == "v2":
-        return DemoBuild(Path(folder), world, StudyConfig.preset(tiny, seed, size, study))
+        cfg = StudyConfig.preset(tiny, seed, size, study)
+        cfg.keep_going = cfg.keep_going or keep_going
+        return DemoBuild(Path(folder), world, cfg)
     return DemoBuild(Path(folder), world, DemoConfig.preset(tiny, seed))
 
 
@@ -165,27 +174,27 @@ def _describe(what: dict[str, Any]) -> str:
 
 
 def find_demo_job(store: Store, root: str | Path, tiny: bool, seed: int, world: str = "v2",
-                  size: int | None = None, study: bool = False) -> dict[str, Any] | None:
-    """The newest `demo-build` job for this folder and configuration, or None."""
-    want = demo_payload(root, tiny, seed, world, size, study)
+                  **options: Any) -> dict[str, Any] | None:
+    """The newest `demo-build` job for this folder and configuration (`options`: `demo_payload`'s), or None."""
+    want = demo_payload(root, tiny, seed, world, **options)
     for job in queries.latest_jobs(store, kind=KIND, limit=200).to_dict("records"):
-        payload = {"world": "v1", "size": None, "study": False, **(job.get("payload") or {})}
+        payload = {**DEFAULTS, **(job.get("payload") or {})}
         if {k: payload.get(k) for k in want} == want:
             return job
     return None
 
 
 def ensure_demo_job(store: Store, root: str | Path, tiny: bool, seed: int, world: str = "v2",
-                    size: int | None = None, study: bool = False) -> tuple[int, str]:
+                    **options: Any) -> tuple[int, str]:
     """Make sure a `demo-build` job for this folder and configuration is queued, running or done.
 
     Returns (job id, what was done): "enqueued" (a new job), "requeued" (a failed or cancelled one,
     which resumes after the stages it loaded), or the status of the job already there ("queued",
     "running" or "done").
     """
-    job = find_demo_job(store, root, tiny, seed, world, size, study)
+    job = find_demo_job(store, root, tiny, seed, world, **options)
     if job is None:
-        return enqueue_job(store, KIND, demo_payload(root, tiny, seed, world, size, study)), "enqueued"
+        return enqueue_job(store, KIND, demo_payload(root, tiny, seed, world, **options)), "enqueued"
     if job["status"] in ("failed", "cancelled"):
         requeue_job(store, int(job["id"]))
         return int(job["id"]), "requeued"

@@ -58,6 +58,8 @@ def register(sub) -> None:
                         "from-scratch PM, ~40 min (docs/demo-validation.md)")
     p.add_argument("--size", type=int, default=None, metavar="N",
                    help="world v2: a validation study with at least N RL instructions (the small from-scratch PM)")
+    p.add_argument("--keep-going", action="store_true",
+                   help="world v2: carry on past a failed planting check (the report then says it failed)")
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501)")
     p.set_defaults(func=run)
@@ -67,8 +69,8 @@ WORLD_FILES = {"v1": "demo.json", "v2": "study.json"}
 
 
 def run(args) -> int:
-    if args.world == "v1" and (args.size is not None or args.study):
-        raise SeamError("--study and --size apply to world v2 only (drop --world v1)")
+    if args.world == "v1" and (args.size is not None or args.study or args.keep_going):
+        raise SeamError("--study, --size and --keep-going apply to world v2 only (drop --world v1)")
     root = Path(args.dir).resolve()
     if root.exists() and not root.is_dir():
         raise SeamError(f"--dir {args.dir}: not a folder; pass a folder for the demo project (created if missing)")
@@ -78,13 +80,15 @@ def run(args) -> int:
                         f"same files, so pass another --dir for world {args.world} (or --world {other} to use this one)")
     if args.world == "v2":
         cfg = StudyConfig.preset(args.tiny, args.seed, args.size, args.study)
+        cfg.keep_going = cfg.keep_going or args.keep_going
         if (root / "study.json").is_file() and not cfg.built_stages(root) and _has_stages(root):
             raise SeamError(f"--dir {args.dir}: holds a world-v2 study with other settings (study.json); pass another "
                             "--dir, or the same --tiny / --study / --size / --seed as before")
     if args.no_serve:
         return build_v2(root, cfg) if args.world == "v2" else build_and_load(root, DemoConfig.preset(args.tiny, args.seed))
     check_port(args)
-    job_id, state = prepare_served_build(root, args.tiny, args.seed, args.world, args.size, args.study)
+    options = {"size": args.size, "study": args.study, "keep_going": args.keep_going} if args.world == "v2" else {}
+    job_id, state = prepare_served_build(root, args.tiny, args.seed, args.world, **options)
     note = {"enqueued": "queued", "requeued": "requeued (it resumes after the stages already built)",
             "queued": "already queued", "running": "already running", "done": "done: serving the finished project"}
     print(f"demo project {root}: build job {job_id} {note.get(state, state)}; the Overview page shows its stages",
@@ -139,14 +143,13 @@ def build_v2(root: Path, cfg: StudyConfig) -> int:
     return 0
 
 
-def prepare_served_build(root: Path, tiny: bool, seed: int, world: str = "v2", size: int | None = None,
-                         study: bool = False) -> tuple[int, str]:
+def prepare_served_build(root: Path, tiny: bool, seed: int, world: str = "v2", **options) -> tuple[int, str]:
     """Create the project folder and store and make sure one `demo-build` job for this configuration is
     queued, running or done. Returns (job id, what `ensure_demo_job` did or found)."""
     built = (read_manifest(root) if world == "v1" and root.is_dir() else {}).get("config", {})
     root.mkdir(parents=True, exist_ok=True)
     with open_store(root) as store:
-        job_id, state = ensure_demo_job(store, root, tiny, seed, world, size, study)
+        job_id, state = ensure_demo_job(store, root, tiny, seed, world, **options)
     if built and state in ("enqueued", "requeued") and (built.get("tiny"), built.get("seed")) != (tiny, seed):
         flags = f"{'--tiny ' if built.get('tiny') else ''}--seed {built.get('seed')}"
         print(f"note: {root} holds a demo built with {flags}; the stages whose settings differ are built again",

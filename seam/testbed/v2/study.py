@@ -344,7 +344,7 @@ class Study:
         self.say(f"  planting: {report['message']}")
         if not report["ok"] and not self.cfg.keep_going:
             raise SeamError(f"the planting check failed ({report['message']}); see {self.root / 'report' / 'planting.md'}"
-                            " (pass --keep-going to study this RM anyway)")
+                            " (pass --keep-going to study this RM anyway; the report then says the check failed)")
         acc = {k: report["accuracy"].get(k) for k in ("covered_surface", "blind_surface", "computation", "copy", "content")}
         return {"planting_ok": bool(report["ok"]), "planting": report["message"], "rm_steps": res.steps,
                 "pairs": len(pairs), "rm_accuracy": acc}
