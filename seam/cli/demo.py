@@ -51,7 +51,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the world, training and sampling (default 0)")
     p.add_argument("--no-serve", action="store_true", help="build in this process and load the store; no dashboard")
     p.add_argument("--world", choices=("v2", "v1"), default="v2",
-                   help="v2 (default): the world-v2 study, SmolLM2 as the PM (a small from-scratch PM with --size); "
+                   help="v2 (default): the world-v2 study, SmolLM2 as the PM (the small from-scratch PM with --study "
+                        "or --size); "
                         "v1: the first demo world (SmolLM2 PM and RM, probe label)")
     p.add_argument("--study", action="store_true",
                    help="world v2: the validation study instead of the demo: 1,548 RL instructions, the small "
