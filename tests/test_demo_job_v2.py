@@ -68,6 +68,7 @@ def test_the_job_builds_the_study_and_stores_what_the_blocking_path_stores(built
     assert job["payload"] == {"dir": str(folder.resolve()), "world": "v2", "tiny": True, "seed": 0, "size": None,
                               "study": False, "keep_going": False}
     assert job["chunks_done"] == len(STAGES) and job["result"]["world"] == "v2"
+    assert f"building the tiny world-v2 study in {folder.resolve()} (seed 0)" in job["log"]
     assert (folder / "report" / "validation.json").is_file() and (folder / "hidden" / "label.jsonl").is_file()
     with open_store(tmp_path / "ref.db") as ref:
         summary = load.study_project(ref, folder)
@@ -142,6 +143,7 @@ def test_payloads_and_presets():
         StudyConfig(seed=1)  # exactly what `python -m seam.testbed.v2.study --seed 1` builds
     assert parse_payload({"dir": "/x", "tiny": True, "seed": 0}).world == "v1"  # jobs queued before world v2
     assert not demo.config.keep_going
+    assert demo.describe() == "the world-v2 demo (SmolLM2 as the PM)"
     assert parse_payload({"dir": "/x", "world": "v2", "tiny": False, "seed": 1, "keep_going": True}).config.keep_going
     for bad, msg in (({"world": "v3"}, "world must be one of v2, v1"), ({"size": "big"}, "size must be null"),
                      ({"world": "v1", "size": 300}, "world v2 only"), ({"keep_going": 1}, "keep_going must be")):

@@ -72,6 +72,16 @@ class DemoBuild:
         return {name: e for name, e in stages.items()
                 if e.get("done") and e.get("key") == self.config.stage_key(name)}
 
+    def describe(self) -> str:
+        """Which build, in words (for the job's log)."""
+        if self.world == "v1":
+            return f"the demo project (world v1, {'tiny' if self.config.tiny else 'default'} configuration)"
+        if self.config == StudyConfig.tiny(self.config.seed):
+            return "the tiny world-v2 study"
+        if self.config.pm_backbone == "smollm2":
+            return "the world-v2 demo (SmolLM2 as the PM)"
+        return "the world-v2 validation study (small from-scratch PM)"
+
     def dataset_name(self) -> str:
         if self.world == "v2":
             return load.study_dataset_name(self.root)
@@ -123,8 +133,7 @@ def demo_build(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     loaded = ctx.done_chunks()
     if loaded:
         ctx.log(f"resuming: stage(s) {', '.join(s for s in build.stages if s in loaded)} already in the store")
-    what = "world-v2 study" if build.world == "v2" else "demo project (world v1)"
-    ctx.log(f"building the {what} in {root} ({'tiny' if cfg.tiny else 'default'} configuration, seed {cfg.seed})")
+    ctx.log(f"building {build.describe()} in {root} (seed {cfg.seed})")
     ctx.progress(step="starting", force=True)
     measuring = False  # the ETA is measured from the first stage actually built (reused ones take no time)
     names: list[str] = []  # the dataset's name (v2: known once the study's config is written)
