@@ -196,37 +196,47 @@ def _demo_model_ids(store: Store, paths: DemoPaths) -> tuple[int, int]:
 
 
 def _register_pm_rm(store: Store, pm: Path, rm: Path, prefix: str) -> tuple[int, int]:
-    """(pm, rm) registered model ids, named `{prefix}-pm` / `{prefix}-rm`; `register_model` returns the existing
-    row for the same checkpoint."""
+    """(pm, rm) registered model ids, named `{prefix}-pm` / `{prefix}-rm`."""
+    return _register_model(store, "pm", pm, f"{prefix}-pm"), _register_model(store, "rm", rm, f"{prefix}-rm")
+
+
+def _register_model(store: Store, role: str, path: Path, name: str) -> int:
+    """A demo's or study's model; `register_model` returns the existing row for the same checkpoint."""
     from seam.models.loading import fingerprint  # lazy: pulls in torch and transformers
 
-    return tuple(store.register_model(role, str(path), name=f"{prefix}-{role}", template="stackllama",
-                                      fingerprint=fingerprint(path))
-                 for role, path in (("pm", pm), ("rm", rm)))
+    return store.register_model(role, str(path), name=name, template="stackllama", fingerprint=fingerprint(path))
 
 
 def _demo_models(store: Store, paths: DemoPaths, name: str, commit: Commit) -> dict[str, Any]:
     pm_id, rm_id = _demo_model_ids(store, paths)
     stats = read_manifest(paths.root)["stages"]["models"]["stats"]
-    rm_run = _find_run(store, "rm", "demo-rm", lambda run: run["config"] == stats)
-    if rm_run is not None and rm_run["status"] == "done":
-        return {}
-    if rm_run is None:
-        rm_run_id = store.create_run("rm", stats, name="demo-rm",
-                                     inputs=[{"role": "train", "ref_kind": "file", "path": str(paths.rm_train)},
-                                             {"role": "eval", "ref_kind": "file", "path": str(paths.rm_test)},
-                                             {"role": "base", "ref_kind": "model", "ref_id": pm_id}])
-    else:
-        rm_run_id = int(rm_run["id"])  # created by an attempt that stopped before its metrics were written
-    curve = _curve(paths.rm / "metrics.jsonl")
+    rm_run_id = _record_run(store, "rm", "demo-rm", lambda run: run["config"] == stats, stats,
+                            [{"role": "train", "ref_kind": "file", "path": str(paths.rm_train)},
+                             {"role": "eval", "ref_kind": "file", "path": str(paths.rm_test)},
+                             {"role": "base", "ref_kind": "model", "ref_id": pm_id}],
+                            _curve(paths.rm / "metrics.jsonl"), {"model": str(paths.rm)}, commit)
+    return {} if rm_run_id is None else {"pm": pm_id, "rm": rm_id, "rm_run": rm_run_id}
+
+
+def _record_run(store: Store, kind: str, name: str, match: Callable[[dict], bool], config: dict[str, Any],
+                inputs: list[dict[str, Any]], curve: list[tuple[int, dict[str, float]]], artifacts: dict[str, str],
+                commit: Commit) -> int | None:
+    """A demo or study stage's run (the RM's training, the validation report), recorded done with its curve and
+    artifacts in one `commit`; the newest run of `kind` named `name` that `match`es is reused (one created by an
+    attempt that stopped before its metrics were written is finished, not created again). None when it is
+    recorded already."""
+    run = _find_run(store, kind, name, match)
+    if run is not None and run["status"] == "done":
+        return None
+    run_id = int(run["id"]) if run is not None else store.create_run(kind, config, name=name, inputs=inputs)
 
     def write(conn: Connection) -> None:
         for step, vals in curve:
-            store.log_metrics(rm_run_id, step, vals, conn=conn)
-        store.update_run(rm_run_id, status="done", artifacts={"model": str(paths.rm)}, conn=conn)
+            store.log_metrics(run_id, step, vals, conn=conn)
+        store.update_run(run_id, status="done", artifacts=artifacts, conn=conn)
 
     commit(write)
-    return {"pm": pm_id, "rm": rm_id, "rm_run": rm_run_id}
+    return run_id
 
 
 def _demo_negatives(store: Store, paths: DemoPaths, name: str, commit: Commit) -> dict[str, Any]:
@@ -273,26 +283,15 @@ def _demo_validation(store: Store, paths: DemoPaths, name: str, commit: Commit) 
     def scores_this_run(run: dict) -> bool:
         return any(i["role"] == "scores" and i["ref_id"] == run_id for i in store.run(int(run["id"]))["inputs"])
 
-    ev = _find_run(store, "eval", "demo-validation", scores_this_run)
-    if ev is not None and ev["status"] == "done":
-        return {}
     report = json.loads(paths.validation_json.read_text())
-    if ev is None:
-        ev_id = store.create_run("eval", {"what": "demo validation", "seed": report["seed"],
-                                          "command": report.get("command")}, name="demo-validation",
-                                 inputs=[{"role": "scores", "ref_kind": "score_run", "ref_id": run_id},
-                                         {"role": "probes", "ref_kind": "file", "path": str(paths.probes)}])
-    else:
-        ev_id = int(ev["id"])
     aurocs = {f"auroc/{m['method']}": m["auroc"] for m in report["methods"] if m["auroc"] is not None}
-
-    def write(conn: Connection) -> None:
-        store.log_metrics(ev_id, 0, aurocs, conn=conn)
-        store.update_run(ev_id, status="done", artifacts={"report_md": str(paths.validation_md),
-                                                          "report_json": str(paths.validation_json)}, conn=conn)
-
-    commit(write)
-    return {"eval_run": ev_id}
+    ev_id = _record_run(store, "eval", "demo-validation", scores_this_run,
+                        {"what": "demo validation", "seed": report["seed"], "command": report.get("command")},
+                        [{"role": "scores", "ref_kind": "score_run", "ref_id": run_id},
+                         {"role": "probes", "ref_kind": "file", "path": str(paths.probes)}],
+                        [(0, aurocs)], {"report_md": str(paths.validation_md), "report_json": str(paths.validation_json)},
+                        commit)
+    return {} if ev_id is None else {"eval_run": ev_id}
 
 
 def _demo_annotations(store: Store, paths: DemoPaths, name: str, commit: Commit) -> dict[str, Any]:
@@ -397,34 +396,15 @@ def _study_world(store: Store, root: Path, name: str, commit: Commit) -> dict[st
     return {"dataset": name, "instructions": len(inst)}
 
 
-def _study_model(store: Store, root: Path, role: str, name: str) -> int:
-    from seam.models.loading import fingerprint  # lazy: pulls in torch and transformers
-
-    path = root / "models" / role
-    return store.register_model(role, str(path), name=f"{name}-{role}", template="stackllama", fingerprint=fingerprint(path))
-
-
 def _study_rm(store: Store, root: Path, name: str, commit: Commit) -> dict[str, Any]:
-    rm_id = _study_model(store, root, "rm", name)
-    rm_run = _find_run(store, "rm", f"{name}-rm", lambda run: True)
-    if rm_run is not None and rm_run["status"] == "done":
-        return {}
+    rm_id = _register_model(store, "rm", root / "models" / "rm", f"{name}-rm")
     stage = json.loads((root / "study.json").read_text(encoding="utf-8"))["stages"].get("rm", {})
-    if rm_run is None:
-        rm_run_id = store.create_run("rm", {"what": "world-v2 RM (planted pairs)", **stage}, name=f"{name}-rm",
-                                     inputs=[{"role": "train", "ref_kind": "file", "path": str(root / "work" / "rm" / "rm_pairs.jsonl")}])
-    else:
-        rm_run_id = int(rm_run["id"])  # created by an attempt that stopped before its metrics were written
-    curve = _curve(root / "models" / "rm" / "metrics.jsonl")
-
-    def write(conn: Connection) -> None:
-        for step, vals in curve:
-            store.log_metrics(rm_run_id, step, vals, conn=conn)
-        store.update_run(rm_run_id, status="done", conn=conn, artifacts={
-            "model": str(root / "models" / "rm"), "planting_md": str(root / "report" / "planting.md")})
-
-    commit(write)
-    return {"rm": rm_id, "rm_run": rm_run_id}
+    rm_run_id = _record_run(store, "rm", f"{name}-rm", lambda run: True, {"what": "world-v2 RM (planted pairs)", **stage},
+                            [{"role": "train", "ref_kind": "file", "path": str(root / "work" / "rm" / "rm_pairs.jsonl")}],
+                            _curve(root / "models" / "rm" / "metrics.jsonl"),
+                            {"model": str(root / "models" / "rm"), "planting_md": str(root / "report" / "planting.md")},
+                            commit)
+    return {} if rm_run_id is None else {"rm": rm_id, "rm_run": rm_run_id}
 
 
 def _curve(metrics_file: Path) -> list[tuple[int, dict[str, float]]]:
@@ -440,7 +420,7 @@ def _curve(metrics_file: Path) -> list[tuple[int, dict[str, float]]]:
 
 
 def _study_pm(store: Store, root: Path, name: str, commit: Commit) -> dict[str, Any]:
-    pm_id = _study_model(store, root, "pm", name)  # `register_model` finds the same checkpoint on a re-run
+    pm_id = _register_model(store, "pm", root / "models" / "pm", f"{name}-pm")  # the same row on a re-run
     commit(lambda conn: None)  # a job marks the stage done with its chunk
     return {"pm": pm_id}
 
@@ -461,30 +441,18 @@ def _study_score(store: Store, root: Path, name: str, commit: Commit) -> dict[st
     scores = root / "results" / "seam.jsonl"
     return _score_stage(store, store.dataset_id(name), name, scores, root / "results" / "details.parquet", None,
                         {"template": "stackllama", "weighting": "paper", "aggregate": "sum", "scores_file": str(scores)},
-                        lambda: (_study_model(store, root, "pm", name), _study_model(store, root, "rm", name)), commit)
+                        lambda: _register_pm_rm(store, root / "models" / "pm", root / "models" / "rm", name), commit)
 
 
 def _study_report(store: Store, root: Path, name: str, commit: Commit) -> dict[str, Any]:
     run_id = _newest_score_run(store, store.dataset_id(name), name)
     if run_id is None:
         raise SeamError(f"the study's score run is not in {store.display}; load the score stage first")
-    ev = _find_run(store, "eval", f"{name}-validation", lambda run: True)
-    if ev is not None and ev["status"] == "done":
-        return {}
-    config = _study_config(root)
     report = json.loads((root / "report" / "validation.json").read_text(encoding="utf-8"))
-    if ev is None:
-        ev_id = store.create_run("eval", {"what": "world-v2 validation", "seed": config.get("seed")},
-                                 name=f"{name}-validation",
-                                 inputs=[{"role": "scores", "ref_kind": "score_run", "ref_id": run_id}])
-    else:
-        ev_id = int(ev["id"])
     aurocs = {f"auroc/{p['name']}": p["auroc"] for p in report["predictors"] if isinstance(p.get("auroc"), (int, float))}
-
-    def write(conn: Connection) -> None:
-        store.log_metrics(ev_id, 0, aurocs, conn=conn)
-        store.update_run(ev_id, status="done", conn=conn, artifacts={
-            "report_md": str(root / "report" / "validation.md"), "report_json": str(root / "report" / "validation.json")})
-
-    commit(write)
-    return {"eval_run": ev_id}
+    ev_id = _record_run(store, "eval", f"{name}-validation", lambda run: True,
+                        {"what": "world-v2 validation", "seed": _study_config(root).get("seed")},
+                        [{"role": "scores", "ref_kind": "score_run", "ref_id": run_id}], [(0, aurocs)],
+                        {"report_md": str(root / "report" / "validation.md"),
+                         "report_json": str(root / "report" / "validation.json")}, commit)
+    return {} if ev_id is None else {"eval_run": ev_id}

@@ -136,10 +136,10 @@ def demo_build(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     ctx.log(f"building {build.describe()} in {root} (seed {cfg.seed})")
     ctx.progress(step="starting", force=True)
     measuring = False  # the ETA is measured from the first stage actually built (reused ones take no time)
-    names: list[str] = []  # the dataset's name (v2: known once the study's config is written)
+    name = ""  # the dataset's name (v2: known once the first stage has written the study's config)
 
     def on_stage(stage: str, index: int, total: int, event: str, seconds: float) -> None:
-        nonlocal measuring
+        nonlocal measuring, name
         lo, hi = spans[stage]
         if event == "start":
             ctx.check_cancelled()
@@ -147,9 +147,9 @@ def demo_build(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
             ctx.progress(lo, f"{stage} ({index}/{total}): building", force=True)
             return
         if stage not in loaded:
-            names[:] = names or [build.dataset_name()]
+            name = name or build.dataset_name()
             loader = load.study_stage if build.world == "v2" else load.demo_stage
-            what = loader(store, root, stage, names[0], commit=lambda writer: ctx.commit_chunk(stage, writer))
+            what = loader(store, root, stage, name, commit=lambda writer: ctx.commit_chunk(stage, writer))
             if not what:  # in the store already (loaded by `seam demo --no-serve`): mark the stage all the same
                 ctx.commit_chunk(stage, lambda conn: None)
             loaded.add(stage)

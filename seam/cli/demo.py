@@ -82,7 +82,7 @@ def run(args) -> int:
     if args.world == "v2":
         cfg = StudyConfig.preset(args.tiny, args.seed, args.size, args.study)
         cfg.keep_going = cfg.keep_going or args.keep_going
-        if (root / "study.json").is_file() and not cfg.built_stages(root) and _has_stages(root):
+        if cfg.holds_another(root):
             raise SeamError(f"--dir {args.dir}: holds a world-v2 study with other settings (study.json); pass another "
                             "--dir, or the same --tiny / --study / --size / --seed as before")
     if args.no_serve:
@@ -96,13 +96,6 @@ def run(args) -> int:
           file=sys.stderr)
     print(f"serving the dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)")
     return serve(ServeConfig(db=str(root), host=args.host, port=args.port, worker=True, quiet=False))
-
-
-def _has_stages(root: Path) -> bool:
-    try:
-        return bool(json.loads((root / "study.json").read_text()).get("stages"))
-    except (OSError, ValueError):
-        return False
 
 
 def check_port(args) -> None:

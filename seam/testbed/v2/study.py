@@ -146,11 +146,13 @@ class StudyConfig(Settings):
 
     def built_stages(self, root: Path) -> dict[str, dict]:
         """The stages already built in `root` for this configuration ({} when it holds none, or another study)."""
-        try:
-            state = json.loads((Path(root) / "study.json").read_text())
-        except (OSError, ValueError):
-            return {}
+        state = _read_state(root)
         return dict(state.get("stages", {})) if self.same_as(state.get("config", {})) else {}
+
+    def holds_another(self, root: Path) -> bool:
+        """Whether `root` holds stages of a study with another configuration (`Study.run` would refuse it)."""
+        state = _read_state(root)
+        return bool(state.get("stages")) and not self.same_as(state.get("config", {}))
 
     def same_as(self, stored: dict) -> bool:
         """Whether a study.json's config is this one (run options aside). Settings added since it was written
@@ -508,6 +510,14 @@ def _negatives_lines(stats: dict, cfg: StudyConfig) -> list[str]:
             f"{stats.get('contrast', {}).get('corpus_rows')} corpus rows; llm = the rules backend of seam.negatives "
             "(generic corruptions of the golden answer: not the policy, not the world's flaw code); adv = the "
             "batched attack from each instruction's held-out rejected answer."]
+
+def _read_state(root: Path) -> dict:
+    """A study folder's study.json ({} when there is none or it cannot be read)."""
+    try:
+        return json.loads((Path(root) / "study.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
 
 def _replace_dir(src: Path, dst: Path) -> None:
     shutil.rmtree(dst, ignore_errors=True)
